@@ -1,0 +1,3 @@
+use crate::error::FormatErrorKind;
+use crate::model::Parsed;
+pub(crate) fn parse(_bytes: &[u8]) -> Result<Parsed, FormatErrorKind> { todo!() }
