@@ -320,7 +320,8 @@ pub enum FormatDetails {
     Safetensors {
         /// Shard files, in the order tensors refer to them by `file_idx`.
         shards: Vec<PathBuf>,
-        config: PathBuf,
+        /// The sibling `config.json`; without it there are no hyperparameters.
+        config: Option<PathBuf>,
     },
     Apr {
         version: String,

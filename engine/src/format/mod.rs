@@ -2,6 +2,7 @@
 //! tensor data. Files are hostile: every count is capped, every offset checked, nothing panics.
 
 pub mod apr;
+mod json;
 mod cursor;
 pub mod gguf;
 pub mod safetensors;

@@ -1,0 +1,67 @@
+//! Command-line interface. Doc comments are the help text.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Assay: contract-driven verification of LLM model files and inference engines.
+///
+/// Exit codes: 0 pass, 1 contract violated, 2 malformed input or usage, 3 requested backend
+/// unavailable.
+#[derive(Debug, Parser)]
+#[command(name = "harness", version)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Show what a model file holds: format, architecture, matching contract, hyperparameters,
+    /// tensors and totals.
+    Inspect(InspectArgs),
+    /// Check model files against their contracts. Without --model, checks every model file
+    /// under the golden directory.
+    Verify(VerifyArgs),
+    /// Print the JSON Schema of contracts (committed as contracts/schema.json).
+    Schema,
+}
+
+/// Where contracts come from.
+#[derive(Debug, Args)]
+pub struct ContractSet {
+    /// Load contracts from this directory instead of the copies embedded in the binary.
+    #[arg(long, env = "ASSAY_CONTRACTS", value_name = "DIR")]
+    pub contracts_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// A GGUF or APR file, a .safetensors file, a model.safetensors.index.json, or a directory
+    /// holding a SafeTensors checkpoint.
+    pub model: PathBuf,
+    /// Print JSON instead of tables.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub contracts: ContractSet,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// The contract: a YAML file or the name of a known contract. Default: the contract that
+    /// claims each model's architecture.
+    #[arg(long, value_name = "CONTRACT")]
+    pub contract: Option<String>,
+    /// Model files to check (repeatable). Default: every model under --golden.
+    #[arg(long, value_name = "MODEL")]
+    pub model: Vec<PathBuf>,
+    /// Directory searched for model files when no --model is given.
+    #[arg(long, env = "ASSAY_GOLDEN", value_name = "DIR", default_value = "golden")]
+    pub golden: PathBuf,
+    /// Print JSON instead of tables.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub contracts: ContractSet,
+}

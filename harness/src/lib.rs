@@ -1,0 +1,11 @@
+//! The `harness` binary's library: contract sets, inspection, verification and their
+//! renderings. The engine does the reading and binding; this crate decides what to check,
+//! what to print and how the process exits.
+
+pub mod cli;
+pub mod contracts;
+pub mod exit;
+pub mod inspect;
+mod render;
+pub mod schema;
+pub mod verify;

@@ -1,0 +1,1 @@
+//! Fixture builders shared by the end-to-end tests.
