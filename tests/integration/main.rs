@@ -1,1 +1,4 @@
-fn main() {}
+//! End-to-end tests across crates: every contract against conforming and broken models in
+//! every format, through the harness library.
+
+mod contracts;

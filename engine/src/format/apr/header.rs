@@ -100,7 +100,10 @@ impl Header {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Footer {
     Ok,
-    Mismatch { stored: u32, computed: u32 },
+    Mismatch {
+        stored: u32,
+        computed: u32,
+    },
     /// The file is too short to hold a header and a footer.
     Missing,
 }
@@ -123,7 +126,9 @@ impl Footer {
     pub fn into_result(self, file_len: u64) -> Result<(), FormatErrorKind> {
         match self {
             Footer::Ok => Ok(()),
-            Footer::Mismatch { stored, computed } => Err(FormatErrorKind::BadCrc { what: "APR footer", stored, computed }),
+            Footer::Mismatch { stored, computed } => {
+                Err(FormatErrorKind::BadCrc { what: "APR footer", stored, computed })
+            }
             Footer::Missing => Err(FormatErrorKind::Truncated {
                 what: "APR header and footer".into(),
                 offset: 0,

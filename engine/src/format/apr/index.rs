@@ -5,7 +5,9 @@
 use std::cmp::Ordering;
 
 use super::header::Header;
-use super::{ALIGN, FOOTER_LEN, MAX_DIMS, MAX_TENSORS, MIN_INDEX_ENTRY_BYTES, align_up, dtype_from_code, second_writer};
+use super::{
+    ALIGN, FOOTER_LEN, MAX_DIMS, MAX_TENSORS, MIN_INDEX_ENTRY_BYTES, align_up, dtype_from_code, second_writer,
+};
 use crate::error::FormatErrorKind;
 use crate::format::cursor::{Cursor, checked_count};
 use crate::model::TensorInfo;
@@ -111,7 +113,7 @@ fn validate(entry: RawEntry<'_>, data_offset: u64, payload_end: u64) -> Result<T
             FormatErrorKind::SizeMismatch { tensor: name.into(), dtype, shape: dims.clone(), expected, found: size }
         }));
     }
-    if offset % ALIGN != 0 {
+    if !offset.is_multiple_of(ALIGN) {
         return Err(FormatErrorKind::BadOffset {
             tensor: name.into(),
             expected: align_up(offset).unwrap_or(offset - offset % ALIGN),

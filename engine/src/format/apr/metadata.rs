@@ -84,8 +84,12 @@ pub(crate) fn parse_object(json: &[u8], offset: u64) -> Result<Map<String, Value
             format!("expected an object, found {}", json_kind(&other)),
         )),
         Err(e) => match duplicate.into_inner() {
-            // Compact JSON is one line, so the column is the byte within the block.
-            Some(key) => Err(FormatErrorKind::DuplicateKey { key, offset: offset + e.column() as u64 }),
+            // Compact JSON is one line, so the column (1-based, at the key's closing quote) is
+            // the byte within the block; exact unless the key has escapes.
+            Some(key) => {
+                let at = e.column().saturating_sub(key.len() + 2) as u64;
+                Err(FormatErrorKind::DuplicateKey { key, offset: offset + at })
+            }
             None => Err(FormatErrorKind::invalid(format!("APR metadata JSON at byte {offset}"), e.to_string())),
         },
     }
@@ -228,14 +232,7 @@ fn tokenizer_info(metadata: &Metadata, flag_bits: u16) -> Result<Option<Tokenize
     };
     let bos_token_id = token_id(metadata, &["tokenizer.bos_token_id", "bos_token_id"], n_tokens)?;
     let eos_token_id = token_id(metadata, &["tokenizer.eos_token_id", "eos_token_id"], n_tokens)?;
-    Ok(Some(TokenizerInfo {
-        model,
-        n_tokens,
-        n_merges,
-        bos_token_id,
-        eos_token_id,
-        source: "apr metadata".into(),
-    }))
+    Ok(Some(TokenizerInfo { model, n_tokens, n_merges, bos_token_id, eos_token_id, source: "apr metadata".into() }))
 }
 
 /// A special token id from the first of `keys` present; it must index the vocabulary.
@@ -255,5 +252,9 @@ fn token_id(metadata: &Metadata, keys: &[&str], n_tokens: u64) -> Result<Option<
 }
 
 fn type_error(key: &str, expected: &'static str, found: &MetaValue) -> FormatErrorKind {
-    FormatErrorKind::MetadataType { key: key.into(), expected, found: format!("{} {}", found.type_name(), found.summary()) }
+    FormatErrorKind::MetadataType {
+        key: key.into(),
+        expected,
+        found: format!("{} {}", found.type_name(), found.summary()),
+    }
 }

@@ -51,7 +51,7 @@ fn check_flags(bits: u16) -> Result<(), FormatErrorKind> {
     }
     if bits & flags::UNKNOWN_MASK != 0 {
         return Err(FormatErrorKind::Unsupported {
-            what: format!("APR flag bits {:#06x}, which APR v2 does not define,", bits & flags::UNKNOWN_MASK),
+            what: format!("an APR flag undefined in APR v2 (bits {:#06x})", bits & flags::UNKNOWN_MASK),
         });
     }
     if bits & flags::LAYOUT_ROW_MAJOR == 0 {
@@ -72,7 +72,8 @@ fn check_flags(bits: u16) -> Result<(), FormatErrorKind> {
 /// bytes between the metadata and the index.
 fn check_sections(bytes: &[u8], h: &Header) -> Result<(), FormatErrorKind> {
     let payload_end = (bytes.len() as u64).saturating_sub(FOOTER_LEN);
-    let non_conforming = |rule: &str, diagnosis: String| FormatErrorKind::NonConforming { rule: rule.into(), diagnosis };
+    let non_conforming =
+        |rule: &str, diagnosis: String| FormatErrorKind::NonConforming { rule: rule.into(), diagnosis };
     if h.metadata_offset != HEADER_LEN {
         return Err(non_conforming(
             "APR v2 layout: the metadata starts at byte 64, right after the header",
@@ -89,10 +90,13 @@ fn check_sections(bytes: &[u8], h: &Header) -> Result<(), FormatErrorKind> {
     if metadata_end > payload_end {
         return Err(truncated("APR metadata JSON", HEADER_LEN, h.metadata_size.into()));
     }
-    if h.tensor_index_offset % ALIGN != 0 || h.tensor_index_offset < metadata_end {
+    if !h.tensor_index_offset.is_multiple_of(ALIGN) || h.tensor_index_offset < metadata_end {
         return Err(non_conforming(
             "APR v2 layout: the tensor index starts at the first multiple of 64 at or after the end of the metadata",
-            format!("the metadata ends at byte {metadata_end}; the header puts the index at byte {}", h.tensor_index_offset),
+            format!(
+                "the metadata ends at byte {metadata_end}; the header puts the index at byte {}",
+                h.tensor_index_offset
+            ),
         ));
     }
     let past_end = |what: &str, offset: u64, found: u64| FormatErrorKind::TooLarge {
@@ -104,10 +108,13 @@ fn check_sections(bytes: &[u8], h: &Header) -> Result<(), FormatErrorKind> {
     if h.tensor_index_offset > payload_end {
         return Err(past_end("APR tensor index offset", 24, h.tensor_index_offset));
     }
-    if h.data_offset % ALIGN != 0 || h.data_offset < h.tensor_index_offset {
+    if !h.data_offset.is_multiple_of(ALIGN) || h.data_offset < h.tensor_index_offset {
         return Err(non_conforming(
             "APR v2 layout: the data section starts at a multiple of 64 after the tensor index",
-            format!("the index starts at byte {}; the header puts the data at byte {}", h.tensor_index_offset, h.data_offset),
+            format!(
+                "the index starts at byte {}; the header puts the data at byte {}",
+                h.tensor_index_offset, h.data_offset
+            ),
         ));
     }
     if h.data_offset > payload_end {

@@ -30,7 +30,7 @@ pub(crate) fn diagnose(bytes: &[u8], header: &Header, footer: Footer) -> Option<
     let bad_flags = header.flags & flags::QUANTIZED != 0 && header.flags & flags::LAYOUT_ROW_MAJOR == 0;
     // A conforming file is 64-aligned sections plus the 4-byte footer; this writer's file ends
     // at its last aligned tensor.
-    let no_footer = matches!(footer, Footer::Mismatch { .. }) && bytes.len() as u64 % ALIGN == 0;
+    let no_footer = matches!(footer, Footer::Mismatch { .. }) && (bytes.len() as u64).is_multiple_of(ALIGN);
     if !bad_flags && !no_footer {
         return None;
     }

@@ -600,7 +600,8 @@ fn tokenizer_checks() {
 
 /// A file with that writer's marks: its metadata names, flags 0x0020, no footer.
 fn second_writer_file() -> Vec<u8> {
-    let mut b = small_with(json!({"architecture": "qwen2", "model_type": "transformer_lm_q4k", "num_hidden_layers": 2}));
+    let mut b =
+        small_with(json!({"architecture": "qwen2", "model_type": "transformer_lm_q4k", "num_hidden_layers": 2}));
     b.truncate(b.len() - 4);
     put_u16(&mut b, 6, flags::QUANTIZED);
     let crc = crc32(&[&b[..HEADER_CRC_AT], &b[RESERVED]]);
@@ -625,7 +626,10 @@ fn second_writer_marks_with_a_footer_are_diagnosed_too() {
     let mut b = small_with(json!({"architecture": "qwen2", "model_type": "transformer_lm_q4k"}));
     set_flags(&mut b, flags::QUANTIZED);
     let e = err(&b);
-    assert!(matches!(&e, K::NonConforming { rule, diagnosis } if rule.contains("LAYOUT_ROW_MAJOR") && diagnosis.contains("preserve Q4_K")), "{e}");
+    assert!(
+        matches!(&e, K::NonConforming { rule, diagnosis } if rule.contains("LAYOUT_ROW_MAJOR") && diagnosis.contains("preserve Q4_K")),
+        "{e}"
+    );
 }
 
 #[test]
@@ -648,7 +652,10 @@ fn raw_ggml_dtype_ids_are_diagnosed() {
     put_u64(&mut b, e[0].dims + 8, 32);
     fix_crcs(&mut b);
     let e = err(&b);
-    assert!(matches!(&e, K::NonConforming { diagnosis, .. } if diagnosis.contains("q8_0") && diagnosis.contains("preserve Q4_K")), "{e}");
+    assert!(
+        matches!(&e, K::NonConforming { diagnosis, .. } if diagnosis.contains("q8_0") && diagnosis.contains("preserve Q4_K")),
+        "{e}"
+    );
 
     // Byte 13 (GGML Q5_K) over 176 bytes for [256].
     let mut w = AprWriter::new(object(json!({"architecture": "llama"})));
@@ -720,47 +727,4 @@ proptest! {
         fix_crcs(&mut b);
         let _ = parse(&b);
     }
-}
-
-#[test]
-fn zz_print_messages() {
-    let b = second_writer_file();
-    println!("{}", err(&b));
-    let mut b = small();
-    set_flags(&mut b, flags::LAYOUT_ROW_MAJOR | flags::LZ4);
-    println!("{}", err(&b));
-    set_flags(&mut b, flags::QUANTIZED);
-    println!("{}", err(&b));
-    set_flags(&mut b, 0x1400);
-    println!("{}", err(&b));
-    println!("{}", err(&small_with(json!({"architecture": "llama", "hidden_size": 64, "n_embd": 32}))));
-    println!("{}", err(&small_with(json!({"name": "x"}))));
-    let mut b = small();
-    let e = entries(&b);
-    put_u64(&mut b, e[1].offset, 1 << 40);
-    fix_crcs(&mut b);
-    println!("{}", err(&b));
-    put_u64(&mut b, e[1].offset, 0);
-    fix_crcs(&mut b);
-    println!("{}", err(&b));
-    put_u64(&mut b, e[1].offset, 65);
-    fix_crcs(&mut b);
-    println!("{}", err(&b));
-    let mut b = small();
-    let json_end = 64 + u32_at(&b, 20) as usize;
-    let at = b[64..json_end].windows(4).position(|w| w == br#""k2""#).unwrap() + 64;
-    b[at + 2] = b'1';
-    fix_crcs(&mut b);
-    println!("{}", err(&b));
-    let mut w = AprWriter::new(object(json!({"architecture": "llama"})));
-    add(&mut w, "w", DType::U8, &[2, 34], 0);
-    let mut b = w.to_bytes().unwrap();
-    let e = entries(&b);
-    b[e[0].code] = 8;
-    put_u64(&mut b, e[0].dims + 8, 32);
-    fix_crcs(&mut b);
-    println!("{}", err(&b));
-    println!("{}", err(&small()[..30]));
-    let mut b = small(); put_u32(&mut b, 8, 1 << 31); fix_crcs(&mut b); println!("{}", err(&b));
-    let mut b = small(); put_u32(&mut b, 8, 1000); fix_crcs(&mut b); println!("{}", err(&b));
 }
