@@ -154,8 +154,8 @@ impl Synth {
             .iter()
             .map(|t| {
                 let shape = t.shape.iter().map(|&d| d as usize).collect();
-                let view = safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape, &t.data)
-                    .expect("valid view");
+                let view =
+                    safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape, &t.data).expect("valid view");
                 (t.name.clone(), view)
             })
             .collect();

@@ -172,11 +172,7 @@ impl FromStr for DType {
 
     /// Parses a name case-insensitively: `q4_K`, `Q4_K` and `q4_k` are the same type.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        DType::ALL
-            .iter()
-            .copied()
-            .find(|d| d.name().eq_ignore_ascii_case(s))
-            .ok_or_else(|| UnknownDType(s.to_owned()))
+        DType::ALL.iter().copied().find(|d| d.name().eq_ignore_ascii_case(s)).ok_or_else(|| UnknownDType(s.to_owned()))
     }
 }
 

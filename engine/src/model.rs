@@ -224,13 +224,7 @@ impl MetaArray {
             MetaArray::F64(v) => v.iter().take(SHOWN).map(|x| format!("{x:e}")).collect(),
             MetaArray::Bool(v) => v.iter().take(SHOWN).map(|x| x.to_string()).collect(),
             MetaArray::Mixed(v) => v.iter().take(SHOWN).map(MetaValue::summary).collect(),
-            other => other
-                .as_i128s()
-                .unwrap_or_default()
-                .iter()
-                .take(SHOWN)
-                .map(|x| x.to_string())
-                .collect(),
+            other => other.as_i128s().unwrap_or_default().iter().take(SHOWN).map(|x| x.to_string()).collect(),
         };
         let more = if self.len() > SHOWN { ", …" } else { "" };
         format!("[{} × {}] [{}{more}]", self.len(), self.elem_type_name(), first.join(", "))
@@ -366,8 +360,7 @@ impl Model {
     }
 
     pub(crate) fn assemble(path: PathBuf, format: Format, parsed: Parsed, files: Vec<Mmap>) -> Model {
-        let tensor_index =
-            parsed.tensors.iter().enumerate().map(|(i, t)| (t.name.clone(), i)).collect();
+        let tensor_index = parsed.tensors.iter().enumerate().map(|(i, t)| (t.name.clone(), i)).collect();
         Model {
             path,
             format,

@@ -21,9 +21,7 @@ pub const EMBEDDED: &[(&str, &str)] = &[
 pub fn embedded() -> Result<Vec<Contract>> {
     EMBEDDED
         .iter()
-        .map(|(file, text)| {
-            Contract::from_yaml(text, &format!("contracts/{file}")).map_err(anyhow::Error::from)
-        })
+        .map(|(file, text)| Contract::from_yaml(text, &format!("contracts/{file}")).map_err(anyhow::Error::from))
         .collect()
 }
 

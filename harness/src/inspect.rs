@@ -113,18 +113,15 @@ pub fn render(model: &Model, r: &Inspection<'_>) -> String {
         None => "no contract claims it".into(),
     };
     let tokenizer = match r.tokenizer {
-        Some(t) => format!(
-            "{}, {} tokens, {} merges (from {})",
-            t.model,
-            count(t.n_tokens),
-            count(t.n_merges),
-            t.source
-        ),
+        Some(t) => {
+            format!("{}, {} tokens, {} merges (from {})", t.model, count(t.n_tokens), count(t.n_merges), t.source)
+        }
         None => "none".into(),
     };
     s += &format!("file:         {}\n", r.path);
     s += &format!("format:       {format}\n");
-    s += &format!("architecture: {} ({contract})\n", if r.architecture.is_empty() { "unknown" } else { r.architecture });
+    s +=
+        &format!("architecture: {} ({contract})\n", if r.architecture.is_empty() { "unknown" } else { r.architecture });
     s += &format!("tokenizer:    {tokenizer}\n");
     s += &format!(
         "size:         {} parameters, {} of tensor data, {} on disk\n\n",
@@ -139,9 +136,10 @@ pub fn render(model: &Model, r: &Inspection<'_>) -> String {
     s += "\n\n";
 
     s += &format!("## Tensors ({})\n\n", r.tensors.len());
-    let rows = r.tensors.iter().map(|t| {
-        vec![t.name.clone(), t.dtype.to_string(), dims(&t.shape), count(t.len), count(t.offset)]
-    });
+    let rows = r
+        .tensors
+        .iter()
+        .map(|t| vec![t.name.clone(), t.dtype.to_string(), dims(&t.shape), count(t.len), count(t.offset)]);
     s += &table(&["name", "dtype", "shape", "bytes", "offset"], rows);
     s += "\n\n## Totals by dtype\n\n";
     let rows = r.totals.iter().map(|t| {

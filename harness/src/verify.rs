@@ -266,7 +266,8 @@ fn render_one(r: &ModelResult) -> String {
     if b.violations.is_empty() {
         s += "PASS\n";
     } else {
-        let rows = b.violations.iter().enumerate().map(|(i, v)| vec![(i + 1).to_string(), v.code().to_owned(), v.to_string()]);
+        let rows =
+            b.violations.iter().enumerate().map(|(i, v)| vec![(i + 1).to_string(), v.code().to_owned(), v.to_string()]);
         s += &table(&["#", "check", "violation"], rows);
         s += &format!("\n\nFAIL: {} violation(s)\n", b.violations.len());
     }

@@ -22,7 +22,9 @@ fn bind_written(contract: &Contract, s: &Synth, format_key: &str, dir: &std::pat
 #[test]
 fn every_contract_passes_a_conforming_model_in_every_format() {
     for c in contracts() {
-        for (format_key, scheme) in [("gguf", Scheme::Gguf), ("hf", Scheme::Hf), ("apr", Scheme::Gguf), ("apr", Scheme::Hf)] {
+        for (format_key, scheme) in
+            [("gguf", Scheme::Gguf), ("hf", Scheme::Hf), ("apr", Scheme::Gguf), ("apr", Scheme::Hf)]
+        {
             let dir = tempfile::tempdir().unwrap();
             let s = synth(&c, scheme, format_key);
             let b = bind_written(&c, &s, format_key, dir.path());
@@ -61,7 +63,10 @@ fn violations_after(format_key: &str, scheme: Scheme, mutate: impl FnOnce(&mut S
 #[test]
 fn a_missing_tensor_is_named() {
     let v = violations_after("gguf", Scheme::Gguf, |s| s.tensors.retain(|t| t.name != "blk.1.attn_k.weight"));
-    assert!(matches!(&v[..], [Violation::MissingTensor { tensor, role }] if tensor == "blk.1.attn_k.weight" && role == "attn_k.weight"), "{v:#?}");
+    assert!(
+        matches!(&v[..], [Violation::MissingTensor { tensor, role }] if tensor == "blk.1.attn_k.weight" && role == "attn_k.weight"),
+        "{v:#?}"
+    );
 }
 
 #[test]
@@ -99,16 +104,28 @@ fn a_disallowed_dtype_names_the_class() {
         t.shape = vec![32];
         t.data = vec![0; 34];
     });
-    assert!(v.iter().any(|v| matches!(v, Violation::DTypeNotAllowed { dtype: DType::Q8_0, class, .. } if class == "vector")), "{v:#?}");
+    assert!(
+        v.iter()
+            .any(|v| matches!(v, Violation::DTypeNotAllowed { dtype: DType::Q8_0, class, .. } if class == "vector")),
+        "{v:#?}"
+    );
 }
 
 #[test]
 fn unclaimed_tensors_and_missing_hparams_are_violations() {
     let v = violations_after("gguf", Scheme::Gguf, |s| {
-        s.tensors.push(assay_tests::SynthTensor { name: "blk.2.attn_q.weight".into(), dtype: DType::F32, shape: vec![4], data: vec![0; 16] });
+        s.tensors.push(assay_tests::SynthTensor {
+            name: "blk.2.attn_q.weight".into(),
+            dtype: DType::F32,
+            shape: vec![4],
+            data: vec![0; 16],
+        });
         s.metadata.retain(|(k, _)| k != "llama.attention.head_count");
     });
-    assert!(v.iter().any(|v| matches!(v, Violation::UnclaimedTensor { tensor } if tensor == "blk.2.attn_q.weight")), "{v:#?}");
+    assert!(
+        v.iter().any(|v| matches!(v, Violation::UnclaimedTensor { tensor } if tensor == "blk.2.attn_q.weight")),
+        "{v:#?}"
+    );
     assert!(v.iter().any(|v| matches!(v, Violation::MissingHparam { hparam, .. } if hparam == "n_head")), "{v:#?}");
 }
 

@@ -144,7 +144,10 @@ impl fmt::Display for Violation {
                 write!(f, "hyperparameter `{hparam}`: key `{key}` holds {found}, expected {expected}")
             }
             Violation::HparamNotUniform { hparam, key, values } => {
-                write!(f, "hyperparameter `{hparam}`: key `{key}` differs per layer ({values:?}); per-layer values are not supported")
+                write!(
+                    f,
+                    "hyperparameter `{hparam}`: key `{key}` differs per layer ({values:?}); per-layer values are not supported"
+                )
             }
             Violation::HparamInvalid { hparam, message } => write!(f, "hyperparameter `{hparam}`: {message}"),
             Violation::MissingTensor { role, tensor } => write!(f, "tensor `{tensor}` (role {role}) is missing"),
@@ -161,9 +164,14 @@ impl fmt::Display for Violation {
                 let allowed: Vec<&str> = allowed.iter().map(|d| d.name()).collect();
                 write!(f, "tensor `{tensor}` (role {role}) is {dtype}; class `{class}` allows {}", allowed.join(", "))
             }
-            Violation::UnclaimedTensor { tensor } => write!(f, "tensor `{tensor}` is not claimed by any role of the contract"),
+            Violation::UnclaimedTensor { tensor } => {
+                write!(f, "tensor `{tensor}` is not claimed by any role of the contract")
+            }
             Violation::RopeStyleMismatch { key, found, expected } => {
-                write!(f, "metadata `{key}` = {found} says one rope style, the contract expects {expected:?} for these tensor names")
+                write!(
+                    f,
+                    "metadata `{key}` = {found} says one rope style, the contract expects {expected:?} for these tensor names"
+                )
             }
         }
     }
@@ -227,7 +235,11 @@ pub fn bind(contract: &Contract, model: &Model) -> Binding {
         let shape = match eval_shape(def, &value_of) {
             Ok(s) => s,
             Err(message) => {
-                violations.push(Violation::ShapeInvalid { role: def.role.to_string(), expression: shape_text(def), message });
+                violations.push(Violation::ShapeInvalid {
+                    role: def.role.to_string(),
+                    expression: shape_text(def),
+                    message,
+                });
                 None
             }
         };
@@ -311,7 +323,8 @@ fn expected_tensors(
         Scheme::Hf => {
             let Some(template) = &def.spec.hf else { return Vec::new() };
             let name = template.replace("{L}", &l.to_string());
-            let shape = shape.map(|s| if def.spec.hf_transposed { s.iter().rev().copied().collect() } else { s.to_vec() });
+            let shape =
+                shape.map(|s| if def.spec.hf_transposed { s.iter().rev().copied().collect() } else { s.to_vec() });
             if !name.contains("{E}") {
                 return vec![(name, None, shape)];
             }
@@ -453,7 +466,10 @@ fn resolve_hparam(
         return match default.eval(&value_of) {
             Ok(n) => (Some(coerce(n, h.ty)), HparamSource::Default { expr }),
             Err(e) => {
-                violations.push(Violation::HparamInvalid { hparam: h.name.clone(), message: format!("default {expr}: {}", e.message) });
+                violations.push(Violation::HparamInvalid {
+                    hparam: h.name.clone(),
+                    message: format!("default {expr}: {}", e.message),
+                });
                 (None, HparamSource::Default { expr })
             }
         };

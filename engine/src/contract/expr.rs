@@ -68,11 +68,22 @@ pub enum Op {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Expr {
     Lit(Num),
-    Name { name: String, column: usize },
+    Name {
+        name: String,
+        column: usize,
+    },
     Neg(Box<Expr>),
     /// `int(x)`: the value of x, which must be integral.
-    Int { arg: Box<Expr>, column: usize },
-    Bin { op: Op, lhs: Box<Expr>, rhs: Box<Expr>, column: usize },
+    Int {
+        arg: Box<Expr>,
+        column: usize,
+    },
+    Bin {
+        op: Op,
+        lhs: Box<Expr>,
+        rhs: Box<Expr>,
+        column: usize,
+    },
 }
 
 /// An error in an expression, at a 0-based character column of its text.

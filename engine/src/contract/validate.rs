@@ -4,9 +4,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 use super::expr::{self, Expr, Ty};
-use super::schema::{
-    BiasGroup, ContractDoc, ExprText, FfnKind, Located, NormKind, QkvLayout, SCHEMA_VERSION,
-};
+use super::schema::{BiasGroup, ContractDoc, ExprText, FfnKind, Located, NormKind, QkvLayout, SCHEMA_VERSION};
 use super::vocab::{self, Role};
 use super::{Contract, ContractError, ContractErrors, Hparam, RoleDef};
 use crate::dtype::DType;
@@ -47,12 +45,18 @@ pub(super) fn validate(doc: ContractDoc, source: &str) -> Result<Contract, Contr
     if let Some(stem) = Path::new(source).file_stem().and_then(|s| s.to_str())
         && stem != doc.contract.value
     {
-        errors.at(&doc.contract, format!("contract `{}` must live in a file named `{}.yaml`", doc.contract.value, doc.contract.value));
+        errors.at(
+            &doc.contract,
+            format!("contract `{}` must live in a file named `{}.yaml`", doc.contract.value, doc.contract.value),
+        );
     }
     if doc.schema_version.value != SCHEMA_VERSION {
         errors.at(
             &doc.schema_version,
-            format!("schema_version {} is not the version this build reads ({SCHEMA_VERSION})", doc.schema_version.value),
+            format!(
+                "schema_version {} is not the version this build reads ({SCHEMA_VERSION})",
+                doc.schema_version.value
+            ),
         );
     }
 
@@ -78,12 +82,23 @@ pub(super) fn validate(doc: ContractDoc, source: &str) -> Result<Contract, Contr
     for (key, spec) in &doc.tensors {
         let Some(role) = Role::parse(key) else {
             let known: Vec<&str> = vocab::role_bases().collect();
-            errors.at(key, format!("unknown tensor role `{}`: expected BASE.weight or BASE.bias with BASE one of {}", key.value, known.join(", ")));
+            errors.at(
+                key,
+                format!(
+                    "unknown tensor role `{}`: expected BASE.weight or BASE.bias with BASE one of {}",
+                    key.value,
+                    known.join(", ")
+                ),
+            );
             continue;
         };
         if let Some(hf) = &spec.hf {
             if hf.contains("{L}") != role.per_layer {
-                let want = if role.per_layer { "must contain `{L}`: the role is per layer" } else { "must not contain `{L}`: the role is not per layer" };
+                let want = if role.per_layer {
+                    "must contain `{L}`: the role is per layer"
+                } else {
+                    "must not contain `{L}`: the role is not per layer"
+                };
                 errors.at(hf, format!("hf name `{}` {want}", hf.value));
             }
             if hf.contains("{E}") && !role.is_expert_stack() {
@@ -101,15 +116,22 @@ pub(super) fn validate(doc: ContractDoc, source: &str) -> Result<Contract, Contr
             let Some(e) = parse_expr(&mut errors, dim, "shape dimension") else { continue };
             match e.ty(&lookup) {
                 Ok(Ty::Int) => shape.push(e),
-                Ok(Ty::Float) => errors.at(dim, format!("shape dimension `{}` is a float; shapes are integers (use int(...))", dim.value)),
-                Err(err) => errors.at(dim, format!("shape dimension `{}`: {} (at character {})", dim.value, err.message, err.column + 1)),
+                Ok(Ty::Float) => errors
+                    .at(dim, format!("shape dimension `{}` is a float; shapes are integers (use int(...))", dim.value)),
+                Err(err) => errors.at(
+                    dim,
+                    format!("shape dimension `{}`: {} (at character {})", dim.value, err.message, err.column + 1),
+                ),
             }
         }
         let allowed = match classes.get(spec.dtypes.value.as_str()) {
             Some(d) => d.clone(),
             None => {
                 let known: Vec<&str> = classes.keys().copied().collect();
-                errors.at(&spec.dtypes, format!("unknown dtype class `{}` (declared: {})", spec.dtypes.value, known.join(", ")));
+                errors.at(
+                    &spec.dtypes,
+                    format!("unknown dtype class `{}` (declared: {})", spec.dtypes.value, known.join(", ")),
+                );
                 Vec::new()
             }
         };
@@ -127,27 +149,26 @@ pub(super) fn validate(doc: ContractDoc, source: &str) -> Result<Contract, Contr
                 None
             }
         });
-        roles.push(RoleDef {
-            role,
-            spec: spec.clone(),
-            shape,
-            class: spec.dtypes.value.clone(),
-            allowed,
-            tied_to,
-        });
+        roles.push(RoleDef { role, spec: spec.clone(), shape, class: spec.dtypes.value.clone(), allowed, tied_to });
     }
 
     // Hyperparameters: sources, defaults, inference, and an evaluation order.
     let mut hparams: Vec<Hparam> = Vec::new();
     for (name, spec) in &doc.hparams {
         if !is_identifier(name) || matches!(name.value.as_str(), "int" | "KiB" | "MiB" | "GiB") {
-            errors.at(name, format!("hyperparameter name `{}` must be an identifier other than int, KiB, MiB, GiB", name.value));
+            errors.at(
+                name,
+                format!("hyperparameter name `{}` must be an identifier other than int, KiB, MiB, GiB", name.value),
+            );
         }
         let default = spec.default.as_ref().and_then(|d| {
             let e = parse_expr(&mut errors, d, "default")?;
             match e.ty(&lookup) {
                 Ok(Ty::Float) if spec.ty == Ty::Int => {
-                    errors.at(d, format!("default `{}` is a float but `{}` is an int (use int(...))", d.value, name.value));
+                    errors.at(
+                        d,
+                        format!("default `{}` is a float but `{}` is an int (use int(...))", d.value, name.value),
+                    );
                     None
                 }
                 Ok(_) => Some(e),
@@ -160,15 +181,34 @@ pub(super) fn validate(doc: ContractDoc, source: &str) -> Result<Contract, Contr
         if let Some(inf) = &spec.infer {
             match Role::parse(&inf.tensor).and_then(|r| roles.iter().find(|d| d.role == r)) {
                 Some(def) if inf.dim < def.spec.shape.len() => {}
-                Some(def) => errors.at(inf, format!("infer: `{}` has {} dimensions, dim {} does not exist", inf.tensor, def.spec.shape.len(), inf.dim)),
+                Some(def) => errors.at(
+                    inf,
+                    format!(
+                        "infer: `{}` has {} dimensions, dim {} does not exist",
+                        inf.tensor,
+                        def.spec.shape.len(),
+                        inf.dim
+                    ),
+                ),
                 None => errors.at(inf, format!("infer: `{}` is not a tensor role of this contract", inf.tensor)),
             }
             if spec.ty != Ty::Int {
                 errors.at(inf, "infer gives an integer; the hyperparameter must be `type: int`");
             }
         }
-        if spec.gguf.is_none() && spec.hf.is_none() && spec.apr.is_none() && spec.default.is_none() && spec.infer.is_none() {
-            errors.at(name, format!("hyperparameter `{}` has no source: give a gguf, hf or apr key, a default or infer", name.value));
+        if spec.gguf.is_none()
+            && spec.hf.is_none()
+            && spec.apr.is_none()
+            && spec.default.is_none()
+            && spec.infer.is_none()
+        {
+            errors.at(
+                name,
+                format!(
+                    "hyperparameter `{}` has no source: give a gguf, hf or apr key, a default or infer",
+                    name.value
+                ),
+            );
         }
         hparams.push(Hparam { name: name.value.clone(), ty: spec.ty, spec: spec.clone(), default });
     }
@@ -210,7 +250,9 @@ fn order_hparams(mut pending: Vec<Hparam>, doc: &ContractDoc, errors: &mut Error
     let mut ordered = Vec::new();
     while !pending.is_empty() {
         let ready = pending.iter().position(|h| {
-            h.default.as_ref().is_none_or(|d| d.names().iter().all(|n| done.contains(*n) || !doc.hparams.contains_key(&Located::new(n.to_string()))))
+            h.default.as_ref().is_none_or(|d| {
+                d.names().iter().all(|n| done.contains(*n) || !doc.hparams.contains_key(&Located::new(n.to_string())))
+            })
         });
         match ready {
             Some(i) => {
@@ -231,7 +273,12 @@ fn order_hparams(mut pending: Vec<Hparam>, doc: &ContractDoc, errors: &mut Error
 
 /// The forward block and the tensor roles describe the same model; any disagreement is an
 /// authoring error that would otherwise surface as a wrong forward pass.
-fn forward_agrees_with_roles(doc: &ContractDoc, declared: &HashSet<Role>, hparams: &HashMap<&str, Ty>, errors: &mut Errors) {
+fn forward_agrees_with_roles(
+    doc: &ContractDoc,
+    declared: &HashSet<Role>,
+    hparams: &HashMap<&str, Ty>,
+    errors: &mut Errors,
+) {
     let f = &doc.forward.value;
     let has = |key: &str| Role::parse(key).is_some_and(|r| declared.contains(&r));
     let need = |cond: bool, present: bool, what: &str, errors: &mut Errors| {
@@ -243,31 +290,63 @@ fn forward_agrees_with_roles(doc: &ContractDoc, declared: &HashSet<Role>, hparam
 
     for base in ["attn_norm", "ffn_norm", "output_norm"] {
         if has(&format!("{base}.weight")) {
-            let what = format!("`{base}.bias` (norm: {})", if f.norm == NormKind::Layer { "layer has a bias" } else { "rms has no bias" });
+            let what = format!(
+                "`{base}.bias` (norm: {})",
+                if f.norm == NormKind::Layer { "layer has a bias" } else { "rms has no bias" }
+            );
             need(f.norm == NormKind::Layer, has(&format!("{base}.bias")), &what, errors);
         }
     }
-    need(f.qk_norm, has("attn_q_norm.weight") && has("attn_k_norm.weight"), "`attn_q_norm.weight` and `attn_k_norm.weight` (qk_norm)", errors);
+    need(
+        f.qk_norm,
+        has("attn_q_norm.weight") && has("attn_k_norm.weight"),
+        "`attn_q_norm.weight` and `attn_k_norm.weight` (qk_norm)",
+        errors,
+    );
     if !f.qk_norm && (has("attn_q_norm.weight") || has("attn_k_norm.weight")) {
         errors.at(&doc.forward, "q/k norm roles are declared but qk_norm is false");
     }
     let separate = has("attn_q.weight") && has("attn_k.weight") && has("attn_v.weight");
     match f.qkv {
-        QkvLayout::Separate => need(true, separate && !has("attn_qkv.weight"), "attn_q/k/v.weight and no attn_qkv.weight (qkv: separate)", errors),
-        QkvLayout::Fused => need(true, has("attn_qkv.weight") && !has("attn_q.weight"), "attn_qkv.weight and no attn_q/k/v.weight (qkv: fused)", errors),
+        QkvLayout::Separate => need(
+            true,
+            separate && !has("attn_qkv.weight"),
+            "attn_q/k/v.weight and no attn_qkv.weight (qkv: separate)",
+            errors,
+        ),
+        QkvLayout::Fused => need(
+            true,
+            has("attn_qkv.weight") && !has("attn_q.weight"),
+            "attn_qkv.weight and no attn_q/k/v.weight (qkv: fused)",
+            errors,
+        ),
     }
     let biases: HashSet<BiasGroup> = f.biases.iter().copied().collect();
     let qkv_bias = (has("attn_q.bias") && has("attn_k.bias") && has("attn_v.bias")) || has("attn_qkv.bias");
     need(biases.contains(&BiasGroup::Qkv), qkv_bias, "q/k/v bias roles (biases: qkv)", errors);
-    need(biases.contains(&BiasGroup::AttnOutput), has("attn_output.bias"), "`attn_output.bias` (biases: attn_output)", errors);
-    need(biases.contains(&BiasGroup::Ffn), has("ffn_up.bias") && has("ffn_down.bias"), "`ffn_up.bias` and `ffn_down.bias` (biases: ffn)", errors);
+    need(
+        biases.contains(&BiasGroup::AttnOutput),
+        has("attn_output.bias"),
+        "`attn_output.bias` (biases: attn_output)",
+        errors,
+    );
+    need(
+        biases.contains(&BiasGroup::Ffn),
+        has("ffn_up.bias") && has("ffn_down.bias"),
+        "`ffn_up.bias` and `ffn_down.bias` (biases: ffn)",
+        errors,
+    );
     need(biases.contains(&BiasGroup::Output), has("output.bias"), "`output.bias` (biases: output)", errors);
 
     let dense = ["ffn_up.weight", "ffn_down.weight"].iter().all(|k| has(k));
-    let experts = ["ffn_gate_inp.weight", "ffn_gate_exps.weight", "ffn_up_exps.weight", "ffn_down_exps.weight"].iter().all(|k| has(k));
+    let experts = ["ffn_gate_inp.weight", "ffn_gate_exps.weight", "ffn_up_exps.weight", "ffn_down_exps.weight"]
+        .iter()
+        .all(|k| has(k));
     match f.ffn {
         FfnKind::Swiglu => need(true, dense && has("ffn_gate.weight"), "ffn_gate/up/down.weight (ffn: swiglu)", errors),
-        FfnKind::Mlp => need(true, dense && !has("ffn_gate.weight"), "ffn_up/down.weight and no ffn_gate.weight (ffn: mlp)", errors),
+        FfnKind::Mlp => {
+            need(true, dense && !has("ffn_gate.weight"), "ffn_up/down.weight and no ffn_gate.weight (ffn: mlp)", errors)
+        }
         FfnKind::Moe => need(true, experts, "ffn_gate_inp and ffn_{gate,up,down}_exps weights (ffn: moe)", errors),
     }
     need(f.ffn == FfnKind::Moe, f.moe.is_some(), "a `moe:` block exactly when ffn is moe", errors);
@@ -279,7 +358,12 @@ fn forward_agrees_with_roles(doc: &ContractDoc, declared: &HashSet<Role>, hparam
     let shared = ["ffn_gate_inp_shexp.weight", "ffn_gate_shexp.weight", "ffn_up_shexp.weight", "ffn_down_shexp.weight"];
     let shared_expert = f.moe.is_some_and(|m| m.shared_expert);
     need(shared_expert, shared.iter().all(|k| has(k)), "the shared-expert roles *_shexp (moe.shared_expert)", errors);
-    need(!f.parallel_residual, has("ffn_norm.weight"), "`ffn_norm.weight` (parallel_residual: false has a second norm)", errors);
+    need(
+        !f.parallel_residual,
+        has("ffn_norm.weight"),
+        "`ffn_norm.weight` (parallel_residual: false has a second norm)",
+        errors,
+    );
     need(f.learned_positions, has("position_embd.weight"), "`position_embd.weight` (learned_positions)", errors);
     if f.rope.is_some() {
         for h in ["rope_theta", "n_rot"] {
@@ -320,7 +404,10 @@ fn check_stages(doc: &ContractDoc, errors: &mut Errors) {
         let listed = seen.contains(stage);
         if listed != expected {
             let verb = if expected { "must list" } else { "must not list" };
-            errors.at(&doc.forward, format!("stages {verb} `{stage}` ({because}{})", if expected { "" } else { " is off" }));
+            errors.at(
+                &doc.forward,
+                format!("stages {verb} `{stage}` ({because}{})", if expected { "" } else { " is off" }),
+            );
         }
     }
     for stage in ["Qcur_rope", "Kcur_rope"] {

@@ -2,9 +2,9 @@
 //! tensor data. Files are hostile: every count is capped, every offset checked, nothing panics.
 
 pub mod apr;
-mod json;
 mod cursor;
 pub mod gguf;
+mod json;
 pub mod safetensors;
 
 use std::fs::File;

@@ -104,9 +104,8 @@ fn is_plain_file_name(name: &str) -> bool {
 
 /// The tensors of one file, in data order, with absolute offsets.
 fn read_tensors(path: &Path, bytes: &[u8], file_idx: usize) -> Result<Vec<TensorInfo>, FormatError> {
-    let (header_len, metadata) = SafeTensors::read_metadata(bytes).map_err(|e| {
-        FormatError::new(path, FormatErrorKind::invalid("SafeTensors header", e.to_string()))
-    })?;
+    let (header_len, metadata) = SafeTensors::read_metadata(bytes)
+        .map_err(|e| FormatError::new(path, FormatErrorKind::invalid("SafeTensors header", e.to_string())))?;
     let data_start = 8 + header_len as u64;
     let mut tensors = Vec::new();
     for name in metadata.offset_keys() {
@@ -173,13 +172,7 @@ fn with_side_files(path: &Path, tensors: Vec<TensorInfo>, shards: Vec<PathBuf>) 
         None
     };
     let tokenizer = tokenizer_info(dir, &metadata)?;
-    Ok(Parsed {
-        architecture,
-        details: FormatDetails::Safetensors { shards, config },
-        metadata,
-        tensors,
-        tokenizer,
-    })
+    Ok(Parsed { architecture, details: FormatDetails::Safetensors { shards, config }, metadata, tensors, tokenizer })
 }
 
 fn tokenizer_info(dir: &Path, config: &Metadata) -> Result<Option<TokenizerInfo>, FormatError> {
@@ -213,7 +206,12 @@ fn read_json(path: &Path) -> Result<Value, FormatError> {
     let err = |kind| FormatError::new(path, kind);
     let len = std::fs::metadata(path).map_err(|e| err(e.into()))?.len();
     if len > MAX_JSON_BYTES {
-        return Err(err(FormatErrorKind::TooLarge { what: "JSON file".into(), offset: 0, found: len, max: MAX_JSON_BYTES }));
+        return Err(err(FormatErrorKind::TooLarge {
+            what: "JSON file".into(),
+            offset: 0,
+            found: len,
+            max: MAX_JSON_BYTES,
+        }));
     }
     let text = std::fs::read(path).map_err(|e| err(e.into()))?;
     serde_json::from_slice(&text).map_err(|e| {

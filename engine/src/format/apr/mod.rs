@@ -99,9 +99,6 @@ pub mod flags {
         (LAYOUT_COLUMN_MAJOR, "LAYOUT_COLUMN_MAJOR"),
     ];
 
-    /// Bits that change how payloads are stored and that this reader does not implement.
-    pub const UNSUPPORTED: &[u16] = &[LZ4, ZSTD, ENCRYPTED, SHARDED, LAYOUT_COLUMN_MAJOR];
-
     /// Bits with no defined meaning; a file setting one may be laid out in a way we cannot know.
     pub const UNKNOWN_MASK: u16 = !(LZ4
         | ZSTD

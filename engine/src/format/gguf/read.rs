@@ -59,8 +59,7 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<Parsed> {
     };
 
     // A tensor info takes at least 8 (name length) + 1 (name) + 4 (n_dims) + 4 (type) + 8 (offset).
-    let n_tensors =
-        checked_count(n_tensors, MAX_TENSORS, 25, &c, n_tensors_at, &|| "tensor count".into())?;
+    let n_tensors = checked_count(n_tensors, MAX_TENSORS, 25, &c, n_tensors_at, &|| "tensor count".into())?;
     let mut tensors: Vec<TensorInfo> = Vec::with_capacity(n_tensors);
     let mut names = std::collections::HashSet::with_capacity(n_tensors);
     let mut expected_offset = 0u64;
@@ -100,10 +99,9 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<Parsed> {
         if row % block != 0 {
             return Err(FormatErrorKind::RowNotBlockAligned { tensor: name, dtype, row, block });
         }
-        let len = dtype.byte_size(&shape).ok_or_else(|| FormatErrorKind::BadShape {
-            tensor: name.clone(),
-            shape: shape.clone(),
-        })?;
+        let len = dtype
+            .byte_size(&shape)
+            .ok_or_else(|| FormatErrorKind::BadShape { tensor: name.clone(), shape: shape.clone() })?;
         if offset != expected_offset {
             return Err(FormatErrorKind::BadOffset {
                 tensor: name,

@@ -1,0 +1,121 @@
+//! Contract load errors carry file, line and column, and say what is wrong.
+
+use assay_engine::contract::{Contract, ContractErrors};
+
+const LLAMA: &str = include_str!("../../contracts/llama.yaml");
+
+/// Loads llama.yaml with `from` replaced by `to` (which must occur exactly once).
+fn load_edited(from: &str, to: &str) -> Result<Contract, ContractErrors> {
+    assert_eq!(LLAMA.matches(from).count(), 1, "`{from}` must occur once");
+    Contract::from_yaml(&LLAMA.replacen(from, to, 1), "contracts/llama.yaml")
+}
+
+fn line_of(text: &str, needle: &str) -> u64 {
+    text.lines().position(|l| l.contains(needle)).expect("needle present") as u64 + 1
+}
+
+fn only_error(r: Result<Contract, ContractErrors>) -> assay_engine::contract::ContractError {
+    let errors = r.expect_err("the edit must be rejected").0;
+    assert_eq!(errors.len(), 1, "{errors:#?}");
+    errors.into_iter().next().unwrap()
+}
+
+#[test]
+fn the_committed_contract_loads() {
+    let c = Contract::from_yaml(LLAMA, "contracts/llama.yaml").unwrap();
+    assert_eq!(c.name(), "llama");
+    // Defaults come after what they use.
+    let pos = |n: &str| c.hparams.iter().position(|h| h.name == n).unwrap();
+    assert!(pos("n_head") < pos("n_head_kv") && pos("head_dim") < pos("n_rot"));
+}
+
+#[test]
+fn unknown_field_is_a_yaml_error_with_position() {
+    let e = only_error(load_edited("  qk_norm: false\n", "  qk_norm: false\n  qk_nrom: true\n"));
+    assert_eq!(e.line, line_of(LLAMA, "qk_norm: false") + 1);
+    assert!(e.message.contains("qk_nrom"), "{e}");
+    assert!(e.to_string().starts_with(&format!("contracts/llama.yaml:{}:", e.line)), "{e}");
+}
+
+#[test]
+fn unknown_name_in_a_shape_points_at_it() {
+    let e = only_error(load_edited(
+        "shape: [n_ff, n_embd], dtypes: matrix }\n  ffn_up",
+        "shape: [n_ff, n_embdd], dtypes: matrix }\n  ffn_up",
+    ));
+    assert_eq!(e.line, line_of(LLAMA, "ffn_gate.weight:"));
+    assert!(e.column > 1);
+    assert!(e.message.contains("unknown name `n_embdd`") && e.message.contains("character 1"), "{e}");
+}
+
+#[test]
+fn a_float_shape_is_a_type_error() {
+    let e = only_error(load_edited("shape: [n_rot / 2]", "shape: [rope_theta / 2]"));
+    assert!(e.message.contains("is a float; shapes are integers"), "{e}");
+    assert_eq!(e.line, line_of(LLAMA, "rope_freqs.weight:"));
+}
+
+#[test]
+fn syntax_errors_in_defaults_name_the_character() {
+    let e = only_error(load_edited("default: n_embd / n_head", "default: n_embd / / n_head"));
+    assert!(e.message.contains("character 10"), "{e}");
+    assert_eq!(e.line, line_of(LLAMA, "head_dim:"));
+}
+
+#[test]
+fn default_cycles_are_reported() {
+    let e = only_error(load_edited("default: n_embd / n_head", "default: n_rot"));
+    assert!(e.message.contains("cycle") && e.message.contains("head_dim") && e.message.contains("n_rot"), "{e}");
+}
+
+#[test]
+fn unknown_roles_classes_dtypes_and_stages_are_named() {
+    let e = only_error(load_edited("  attn_norm.weight:", "  attn_nrom.weight:"));
+    assert!(e.message.contains("unknown tensor role `attn_nrom.weight`"), "{e}");
+    assert_eq!(e.line, line_of(LLAMA, "attn_norm.weight:"));
+
+    let e = only_error(load_edited(
+        "shape: [n_embd], dtypes: vector }\n  output.weight",
+        "shape: [n_embd], dtypes: vectr }\n  output.weight",
+    ));
+    assert!(e.message.contains("unknown dtype class `vectr`"), "{e}");
+
+    let e = only_error(load_edited("vector: [f32, f16, bf16]", "vector: [f32, f16, bf17]"));
+    assert!(e.message.contains("unknown dtype `bf17`"), "{e}");
+
+    let errors = load_edited("kqv_out, attn_out", "kqv_outt, attn_out").unwrap_err().0;
+    assert!(errors[0].message.contains("unknown stage `kqv_outt`"), "{errors:#?}");
+    assert!(errors[1].message.contains("must list `kqv_out`"), "{errors:#?}");
+}
+
+#[test]
+fn forward_must_agree_with_the_roles() {
+    // Declaring biases without bias tensors is a lie the loader catches.
+    let e = only_error(load_edited("biases: []", "biases: [qkv]"));
+    assert!(e.message.contains("requires q/k/v bias roles"), "{e}");
+    assert_eq!(e.line, line_of(LLAMA, "forward:") + 1);
+
+    let errors = load_edited("qk_norm: false", "qk_norm: true").unwrap_err().0;
+    assert!(errors.iter().any(|e| e.message.contains("attn_q_norm.weight")), "{errors:#?}");
+    assert!(errors.iter().any(|e| e.message.contains("Qcur_normed")), "{errors:#?}");
+}
+
+#[test]
+fn per_layer_names_need_the_layer_placeholder() {
+    let e = only_error(load_edited("\"model.layers.{L}.mlp.up_proj.weight\"", "model.layers.0.mlp.up_proj.weight"));
+    assert!(e.message.contains("must contain `{L}`"), "{e}");
+}
+
+#[test]
+fn version_and_file_name_are_checked() {
+    let e = only_error(load_edited("schema_version: 1", "schema_version: 7"));
+    assert!(e.message.contains("schema_version 7"), "{e}");
+    let errors = Contract::from_yaml(LLAMA, "contracts/other.yaml").unwrap_err().0;
+    assert!(errors[0].message.contains("llama.yaml"), "{errors:#?}");
+}
+
+#[test]
+fn tied_roles_must_exist_and_match() {
+    let e = only_error(load_edited("tied_to: token_embd.weight", "tied_to: token_embed.weight"));
+    assert!(e.message.contains("tied_to `token_embed.weight`"), "{e}");
+}
