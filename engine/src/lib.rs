@@ -13,4 +13,4 @@ pub mod model;
 
 pub use dtype::DType;
 pub use error::{FormatError, FormatErrorKind};
-pub use model::{Format, MetaArray, MetaValue, Metadata, Model, TensorInfo, TokenizerInfo};
+pub use model::{Format, MetaArray, MetaValue, Metadata, Model, TensorInfo, TokenizerInfo, UnsupportedDType};

@@ -286,6 +286,24 @@ impl TensorInfo {
     pub fn n_elems(&self) -> u64 {
         self.shape.iter().product()
     }
+
+    /// Refuses, by name, a tensor whose dtype the engine has no kernel for. Every computation
+    /// that reads a tensor calls this first; reading it as anything else would be a wrong answer.
+    pub fn require_computable(&self) -> Result<(), UnsupportedDType> {
+        if self.dtype.is_computable() {
+            Ok(())
+        } else {
+            Err(UnsupportedDType { tensor: self.name.clone(), dtype: self.dtype })
+        }
+    }
+}
+
+/// A computation needed a tensor of a dtype the engine cannot compute with.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("tensor `{tensor}` is {dtype}, which the engine cannot compute with (it can be listed, not evaluated)")]
+pub struct UnsupportedDType {
+    pub tensor: String,
+    pub dtype: DType,
 }
 
 /// What a model file says about its tokenizer (the tokenizer itself is a later concern).

@@ -141,7 +141,12 @@ fn types_we_cannot_compute_with_are_still_listed() {
     let m = open(&r.bytes()).unwrap();
     let dtypes: Vec<DType> = m.tensors.iter().map(|t| t.dtype).collect();
     assert_eq!(dtypes, [DType::IQ2_XXS, DType::MXFP4, DType::TQ1_0]);
-    assert!(dtypes.iter().all(|d| !d.is_computable()));
+    let err = m.tensor("a").unwrap().require_computable().unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "tensor `a` is iq2_xxs, which the engine cannot compute with (it can be listed, not evaluated)"
+    );
+    assert!(m.tensors.iter().all(|t| t.require_computable().is_err()));
 }
 
 #[test]

@@ -1,0 +1,234 @@
+//! The `harness` binary end to end: output snapshots, exit codes, the committed schema.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use assay_engine::contract::{Contract, Scheme};
+use assay_harness::contracts;
+use assay_tests::synth;
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn harness(args: &[&str], cwd: &Path) -> Run {
+    let out = Command::new(env!("CARGO_BIN_EXE_harness"))
+        .args(args)
+        .current_dir(cwd)
+        .env("RUST_BACKTRACE", "1")
+        .env_remove("ASSAY_CONTRACTS")
+        .env_remove("ASSAY_GOLDEN")
+        .output()
+        .expect("run harness");
+    let run = Run {
+        code: out.status.code().expect("exited, not killed"),
+        stdout: String::from_utf8(out.stdout).unwrap(),
+        stderr: String::from_utf8(out.stderr).unwrap(),
+    };
+    assert!(!run.stderr.contains("panicked"), "harness panicked: {}", run.stderr);
+    run
+}
+
+fn contract(name: &str) -> Contract {
+    contracts::embedded().unwrap().into_iter().find(|c| c.name() == name).unwrap()
+}
+
+/// A directory holding a conforming tiny llama in all three formats.
+fn llama_dir() -> (tempfile::TempDir, PathBuf, PathBuf, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let c = contract("llama");
+    let gguf = synth(&c, Scheme::Gguf, "gguf").write_gguf(&dir.path().join("llama.gguf"));
+    let hf = synth(&c, Scheme::Hf, "hf").write_safetensors(&dir.path().join("llama-hf"));
+    let apr = synth(&c, Scheme::Hf, "apr").write_apr(&dir.path().join("llama.apr"));
+    (dir, gguf, hf, apr)
+}
+
+fn snapshot_settings(dir: &Path) -> insta::Settings {
+    let mut s = insta::Settings::clone_current();
+    s.add_filter(&regex_escape(&dir.display().to_string()), "[TMP]");
+    s
+}
+
+fn regex_escape(text: &str) -> String {
+    text.chars().flat_map(|c| if c.is_alphanumeric() || c == '/' { vec![c] } else { vec!['\\', c] }).collect()
+}
+
+#[test]
+fn inspect_shows_format_contract_metadata_tensors_and_totals() {
+    let (dir, gguf, hf, apr) = llama_dir();
+    let settings = snapshot_settings(dir.path());
+    for (name, path) in [("gguf", &gguf), ("safetensors", &hf), ("apr", &apr)] {
+        let run = harness(&["inspect", path.to_str().unwrap()], dir.path());
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        settings.bind(|| insta::assert_snapshot!(format!("inspect_{name}"), run.stdout));
+    }
+    let run = harness(&["inspect", "--json", gguf.to_str().unwrap()], dir.path());
+    assert_eq!(run.code, 0);
+    let json: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(json["schema"], "assay.inspect/1");
+    assert_eq!(json["contract"], "llama");
+    assert_eq!(json["tensors"][0]["name"], "token_embd.weight");
+    assert_eq!(json["totals"][0]["dtype"], "f32");
+}
+
+#[test]
+fn verify_passes_conforming_models_in_every_format() {
+    let (dir, gguf, hf, apr) = llama_dir();
+    let run = harness(
+        &[
+            "verify",
+            "--contract",
+            "llama",
+            "--model",
+            gguf.to_str().unwrap(),
+            "--model",
+            hf.to_str().unwrap(),
+            "--model",
+            apr.to_str().unwrap(),
+        ],
+        dir.path(),
+    );
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert!(run.stdout.ends_with("3/3 passed\n"), "{}", run.stdout);
+    snapshot_settings(dir.path()).bind(|| insta::assert_snapshot!("verify_pass", run.stdout));
+}
+
+#[test]
+fn verify_reports_violations_with_exit_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = contract("qwen3");
+    let mut s = synth(&c, Scheme::Gguf, "gguf");
+    s.tensors.retain(|t| t.name != "blk.1.attn_k_norm.weight");
+    let t = s.tensors.iter_mut().find(|t| t.name == "blk.0.ffn_up.weight").unwrap();
+    t.shape = vec![23, 16];
+    t.data = assay_tests::f32_bytes(23 * 16, 0);
+    let path = s.write_gguf(&dir.path().join("qwen3-broken.gguf"));
+    // The contract is chosen from the architecture.
+    let run = harness(&["verify", "--model", path.to_str().unwrap()], dir.path());
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    snapshot_settings(dir.path()).bind(|| insta::assert_snapshot!("verify_violations", run.stdout));
+
+    let run = harness(&["verify", "--json", "--model", path.to_str().unwrap()], dir.path());
+    assert_eq!(run.code, 1);
+    let json: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    let kinds: Vec<&str> = json["results"][0]["binding"]["violations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["missing_tensor", "shape_mismatch"]);
+    assert_eq!(json["passed"], 0);
+}
+
+#[test]
+fn verify_against_the_wrong_contract_fails() {
+    let (dir, gguf, ..) = llama_dir();
+    let run = harness(&["verify", "--contract", "qwen2", "--model", gguf.to_str().unwrap()], dir.path());
+    assert_eq!(run.code, 1);
+    assert!(run.stdout.contains("GGUF architecture `llama` is not one this contract claims (qwen2)"), "{}", run.stdout);
+}
+
+#[test]
+fn malformed_input_exits_2_naming_file_and_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cut.gguf");
+    let c = contract("llama");
+    let full = synth(&c, Scheme::Gguf, "gguf").write_gguf(&dir.path().join("full.gguf"));
+    let bytes = std::fs::read(full).unwrap();
+    std::fs::write(&path, &bytes[..bytes.len() - 3]).unwrap();
+    for cmd in ["inspect", "verify"] {
+        let args: Vec<&str> = if cmd == "inspect" {
+            vec![cmd, path.to_str().unwrap()]
+        } else {
+            vec![cmd, "--model", path.to_str().unwrap()]
+        };
+        let run = harness(&args, dir.path());
+        assert_eq!(run.code, 2, "{cmd}: {}{}", run.stdout, run.stderr);
+        let all = format!("{}{}", run.stdout, run.stderr);
+        assert!(all.contains("cut.gguf") && all.contains("past the end of the file"), "{cmd}: {all}");
+    }
+    let run = harness(&["inspect", dir.path().join("nope.gguf").to_str().unwrap()], dir.path());
+    assert_eq!(run.code, 2);
+    assert!(run.stderr.contains("nope.gguf: cannot read the file"), "{}", run.stderr);
+}
+
+#[test]
+fn bad_usage_and_bad_contracts_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    assert_eq!(harness(&["verify", "--frobnicate"], dir.path()).code, 2);
+    assert_eq!(harness(&["inspect"], dir.path()).code, 2);
+    let run = harness(&["verify", "--contract", "nosuch", "--model", "x.gguf"], dir.path());
+    assert_eq!(run.code, 2);
+    assert!(run.stderr.contains("no contract file or contract named `nosuch`"), "{}", run.stderr);
+
+    let bad = dir.path().join("llama.yaml");
+    let text = include_str!("../../contracts/llama.yaml").replace("[n_ff, n_embd]", "[n_ff, n_embed]");
+    std::fs::write(&bad, text).unwrap();
+    let run = harness(&["verify", "--contract", bad.to_str().unwrap(), "--model", "x.gguf"], dir.path());
+    assert_eq!(run.code, 2);
+    assert!(run.stderr.contains("llama.yaml:") && run.stderr.contains("unknown name `n_embed`"), "{}", run.stderr);
+}
+
+#[test]
+fn verify_without_models_scans_the_golden_directory() {
+    let (dir, ..) = llama_dir();
+    let golden = dir.path();
+    // A stray capture without config.json and a non-model file are not models.
+    std::fs::write(golden.join("notes.txt"), "hello").unwrap();
+    let run = harness(&["verify", "--golden", golden.to_str().unwrap()], dir.path());
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert!(run.stdout.contains("3/3 passed"), "{}", run.stdout);
+
+    let empty = tempfile::tempdir().unwrap();
+    let run = harness(&["verify", "--golden", empty.path().to_str().unwrap()], dir.path());
+    assert_eq!(run.code, 0);
+    assert!(run.stdout.contains("nothing to verify") && run.stdout.contains("0/0 passed"), "{}", run.stdout);
+
+    let run = harness(&["verify", "--golden", "missing-dir"], dir.path());
+    assert_eq!(run.code, 2);
+}
+
+#[test]
+fn contracts_dir_replaces_the_embedded_set() {
+    let (dir, gguf, ..) = llama_dir();
+    let cdir = dir.path().join("contracts");
+    std::fs::create_dir(&cdir).unwrap();
+    std::fs::write(cdir.join("qwen2.yaml"), include_str!("../../contracts/qwen2.yaml")).unwrap();
+    let run =
+        harness(&["verify", "--contracts-dir", cdir.to_str().unwrap(), "--model", gguf.to_str().unwrap()], dir.path());
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    assert!(run.stdout.contains("no contract claims GGUF architecture `llama`"), "{}", run.stdout);
+}
+
+#[test]
+fn committed_schema_is_current() {
+    let committed =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../contracts/schema.json")).unwrap();
+    assert!(
+        committed == assay_harness::schema::json(),
+        "contracts/schema.json is stale: run `cargo run -p assay-harness -- schema > contracts/schema.json`"
+    );
+    let run = harness(&["schema"], Path::new(env!("CARGO_MANIFEST_DIR")));
+    assert_eq!(run.code, 0);
+    assert_eq!(run.stdout, committed);
+}
+
+#[test]
+fn every_contract_file_is_embedded() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../contracts");
+    let mut on_disk: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.ends_with(".yaml"))
+        .collect();
+    on_disk.sort();
+    let mut embedded: Vec<String> = contracts::EMBEDDED.iter().map(|(n, _)| n.to_string()).collect();
+    embedded.sort();
+    assert_eq!(on_disk, embedded, "add new contracts to harness/src/contracts.rs EMBEDDED");
+    for (name, text) in contracts::EMBEDDED {
+        assert_eq!(std::fs::read_to_string(dir.join(name)).unwrap(), *text);
+    }
+}
