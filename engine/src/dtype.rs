@@ -141,7 +141,7 @@ impl DType {
         match self.layout() {
             Layout::Blocks { block_elems, block_bytes } => {
                 let row = shape.last().copied().unwrap_or(1);
-                let n_rows = if row == 0 { 0 } else { n_elems / row };
+                let n_rows = n_elems.checked_div(row).unwrap_or(0);
                 row.div_ceil(block_elems).checked_mul(block_bytes)?.checked_mul(n_rows)
             }
             Layout::AprQ4 => n_elems.div_ceil(32).checked_mul(18),

@@ -159,11 +159,16 @@ fn custom_alignment_is_honoured() {
     assert!(m.tensors.iter().all(|t| t.offset % 64 == 0));
 }
 
+/// A malformed input, its bytes, and the error kind it must produce.
+type Case = (&'static str, Vec<u8>, fn(&FormatErrorKind) -> bool);
+/// A random model: metadata entries and (name, dtype, row-major shape) tensors.
+type AnyModel = (Vec<(String, MetaValue)>, Vec<(String, DType, Vec<u64>)>);
+
 /// Each malformed input and the error kind it must produce.
 #[test]
 fn malformed_inputs_each_get_their_own_error() {
     let good = valid().bytes();
-    let cases: Vec<(&str, Vec<u8>, fn(&FormatErrorKind) -> bool)> = vec![
+    let cases: Vec<Case> = vec![
         ("empty file", vec![], |k| matches!(k, FormatErrorKind::UnknownFormat { .. })),
         ("truncated header", good[..10].to_vec(), |k| matches!(k, FormatErrorKind::Truncated { .. })),
         ("truncated in metadata", good[..40].to_vec(), |k| matches!(k, FormatErrorKind::Truncated { .. })),
@@ -431,7 +436,7 @@ const DTYPES: &[DType] =
     &[DType::F32, DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0, DType::Q4_K, DType::Q6_K, DType::IQ4_XS];
 
 /// A random valid model: unique keys, unique names, shapes whose rows fit their blocks.
-fn any_model() -> impl Strategy<Value = (Vec<(String, MetaValue)>, Vec<(String, DType, Vec<u64>)>)> {
+fn any_model() -> impl Strategy<Value = AnyModel> {
     let metadata = prop::collection::btree_map("[a-z.]{1,12}", any_meta(), 0..6).prop_map(|m| {
         m.into_iter().filter(|(k, _)| k != "general.alignment" && k != "general.architecture").collect::<Vec<_>>()
     });
@@ -450,7 +455,7 @@ fn any_model() -> impl Strategy<Value = (Vec<(String, MetaValue)>, Vec<(String, 
     (metadata, tensors)
 }
 
-fn write((metadata, tensors): &(Vec<(String, MetaValue)>, Vec<(String, DType, Vec<u64>)>)) -> (Vec<u8>, Vec<Vec<u8>>) {
+fn write((metadata, tensors): &AnyModel) -> (Vec<u8>, Vec<Vec<u8>>) {
     let mut w = GgufWriter::new();
     w.metadata("general.architecture", MetaValue::Str("llama".into()));
     for (k, v) in metadata {

@@ -232,3 +232,54 @@ fn every_contract_file_is_embedded() {
         assert_eq!(std::fs::read_to_string(dir.join(name)).unwrap(), *text);
     }
 }
+
+mod mutated_files {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// The three formats of a conforming llama, as bytes with the file name to give them.
+    fn originals() -> Vec<(&'static str, Vec<u8>)> {
+        let (dir, gguf, hf, apr) = llama_dir();
+        let st = std::fs::read(hf.join("model.safetensors")).unwrap();
+        let out = vec![
+            ("m.gguf", std::fs::read(gguf).unwrap()),
+            ("m.apr", std::fs::read(apr).unwrap()),
+            ("model.safetensors", st),
+        ];
+        drop(dir);
+        out
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+
+        /// Whatever the damage, the binary exits 0 or 2, never panics, and an error names the file.
+        #[test]
+        fn the_binary_never_panics_on_damaged_files(
+            which in 0usize..3,
+            edits in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..6),
+            cut in prop::option::of(any::<prop::sample::Index>()),
+        ) {
+            let (name, mut bytes) = originals().swap_remove(which);
+            for (at, b) in edits {
+                let i = at.index(bytes.len());
+                bytes[i] = b;
+            }
+            if let Some(cut) = cut {
+                bytes.truncate(cut.index(bytes.len()));
+            }
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join(name);
+            std::fs::write(&path, &bytes).unwrap();
+            std::fs::write(dir.path().join("config.json"), r#"{"architectures":["LlamaForCausalLM"]}"#).unwrap();
+            for args in [vec!["inspect", path.to_str().unwrap()], vec!["verify", "--model", path.to_str().unwrap()]] {
+                let run = harness(&args, dir.path());
+                prop_assert!(matches!(run.code, 0 | 1 | 2), "{:?}: exit {}", args, run.code);
+                if run.code == 2 {
+                    prop_assert!(format!("{}{}", run.stdout, run.stderr).contains(name), "{}", run.stderr);
+                }
+            }
+        }
+    }
+}

@@ -31,12 +31,10 @@ pub fn sniff(bytes: &[u8]) -> Option<Sniffed> {
     if bytes.starts_with(b"APR\0") {
         return Some(Sniffed::Model(Format::Apr));
     }
-    // SafeTensors: u64 header length, then a JSON object.
-    if bytes.len() > 8 && bytes[8] == b'{' {
-        let n = u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes"));
-        if n >= 2 && n <= (bytes.len() - 8) as u64 {
-            return Some(Sniffed::Model(Format::SafeTensors));
-        }
+    // SafeTensors: u64 header length, then a JSON object. A length past the end still means
+    // SafeTensors (a truncated one), so the reader can say what is wrong with it.
+    if bytes.len() > 8 && bytes[8] == b'{' && bytes[..8] != [0; 8] {
+        return Some(Sniffed::Model(Format::SafeTensors));
     }
     let text = bytes.trim_ascii_start();
     if text.starts_with(b"{") && bytes.windows(12).any(|w| w == b"\"weight_map\"") {

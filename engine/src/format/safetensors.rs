@@ -162,7 +162,16 @@ fn with_side_files(path: &Path, tensors: Vec<TensorInfo>, shards: Vec<PathBuf>) 
         let Some(object) = config.as_object() else {
             return Err(FormatError::new(&config_path, FormatErrorKind::invalid("config.json", "not a JSON object")));
         };
-        flatten_into(object, "", &mut metadata);
+        if let Some(key) = flatten_into(object, "", &mut metadata) {
+            // `{"a.b": 1, "a": {"b": 2}}` flattens both to `a.b`; keeping either is a wrong model.
+            return Err(FormatError::new(
+                &config_path,
+                FormatErrorKind::invalid(
+                    format!("config.json key `{key}`"),
+                    "given twice (as a dotted key and nested)",
+                ),
+            ));
+        }
         architecture = match metadata.get("architectures") {
             Some(MetaValue::Array(crate::model::MetaArray::Str(names))) => names.first().cloned().unwrap_or_default(),
             _ => String::new(),
@@ -191,10 +200,19 @@ fn tokenizer_info(dir: &Path, config: &Metadata) -> Result<Option<TokenizerInfo>
     let vocab_ids = model["vocab"].as_object().into_iter().flatten().filter_map(|(_, id)| id.as_u64());
     let added_ids = json["added_tokens"].as_array().into_iter().flatten().filter_map(|t| t["id"].as_u64());
     let max_id = vocab_ids.chain(added_ids).max();
+    let n_tokens = match max_id {
+        None => count(&model["vocab"]),
+        Some(m) => m.checked_add(1).ok_or_else(|| {
+            FormatError::new(
+                &path,
+                FormatErrorKind::invalid("tokenizer.json", format!("token id {m} overflows the count")),
+            )
+        })?,
+    };
     let id = |key: &str| config.get(key).and_then(MetaValue::as_i128).and_then(|v| u64::try_from(v).ok());
     Ok(Some(TokenizerInfo {
         model: model["type"].as_str().unwrap_or("unknown").to_owned(),
-        n_tokens: max_id.map_or(count(&model["vocab"]), |m| m + 1),
+        n_tokens,
         n_merges: count(&model["merges"]),
         bos_token_id: id("bos_token_id"),
         eos_token_id: id("eos_token_id"),

@@ -39,7 +39,7 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<Parsed> {
             return Err(FormatErrorKind::EmptyKey { offset: key_at });
         }
         let ty = c.u32(&|| format!("value type of `{key}`"))?;
-        let value = read_value(&mut c, ty, &key, true)?;
+        let value = read_value(&mut c, ty, key, true)?;
         if !metadata.insert(key.to_owned(), value) {
             return Err(FormatErrorKind::DuplicateKey { key: key.to_owned(), offset: key_at });
         }
