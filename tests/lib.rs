@@ -189,7 +189,9 @@ impl Synth {
 fn meta_json(v: &MetaValue) -> Value {
     match v {
         MetaValue::U32(i) => json!(i),
-        MetaValue::F32(f) => json!(f64::from(*f)),
+        // The shortest decimal of the f32, as a config.json writer would print it (1e-5, not
+        // 9.999999747378752e-6).
+        MetaValue::F32(f) => json!(f.to_string().parse::<f64>().expect("a float prints as a float")),
         MetaValue::Str(s) => json!(s),
         other => panic!("tests only synthesize u32, f32 and strings, not {other:?}"),
     }

@@ -4,6 +4,8 @@ use std::collections::BTreeMap;
 use std::io::Write;
 
 use anyhow::Result;
+use assay_engine::contract::bind::BoundHparam;
+use assay_engine::contract::{Contract, bind};
 use assay_engine::model::FormatDetails;
 use assay_engine::{DType, Model};
 use serde::Serialize;
@@ -34,6 +36,8 @@ pub struct Inspection<'a> {
     pub architecture: &'a str,
     /// The contract claiming the architecture, if any.
     pub contract: Option<String>,
+    /// Hyperparameters as that contract resolves them (empty without a contract).
+    pub hparams: Vec<BoundHparam>,
     pub file_bytes: u64,
     pub params: u64,
     pub tensor_bytes: u64,
@@ -43,7 +47,7 @@ pub struct Inspection<'a> {
     pub totals: Vec<DTypeTotal>,
 }
 
-pub fn inspection<'a>(model: &'a Model, contract: Option<String>) -> Inspection<'a> {
+pub fn inspection<'a>(model: &'a Model, contract: Option<&Contract>) -> Inspection<'a> {
     let mut totals: BTreeMap<DType, DTypeTotal> = BTreeMap::new();
     for t in &model.tensors {
         let e = totals.entry(t.dtype).or_insert(DTypeTotal {
@@ -63,7 +67,8 @@ pub fn inspection<'a>(model: &'a Model, contract: Option<String>) -> Inspection<
         format: model.format,
         details: &model.details,
         architecture: &model.architecture,
-        contract,
+        contract: contract.map(|c| c.name().to_owned()),
+        hparams: contract.map(|c| bind(c, model).hparams).unwrap_or_default(),
         file_bytes: model.file_bytes(),
         params: model.tensors.iter().map(|t| t.n_elems()).sum(),
         tensor_bytes: model.tensor_bytes(),
@@ -80,8 +85,7 @@ pub fn run(args: &InspectArgs, out: &mut impl Write) -> Result<Outcome> {
         None => contracts::embedded()?,
     };
     let model = Model::open(&args.model)?;
-    let contract = contracts::for_model(&set, &model).map(|c| c.name().to_owned());
-    let report = inspection(&model, contract);
+    let report = inspection(&model, contracts::for_model(&set, &model));
     if args.json {
         serde_json::to_writer_pretty(&mut *out, &report)?;
         writeln!(out)?;
@@ -130,6 +134,11 @@ pub fn render(model: &Model, r: &Inspection<'_>) -> String {
         bytes(r.file_bytes)
     );
 
+    if let Some(c) = &r.contract {
+        s += &format!("## Hyperparameters (contract {c})\n\n");
+        s += &crate::render::hparams(&r.hparams);
+        s += "\n\n";
+    }
     s += &format!("## Metadata ({} keys)\n\n", model.metadata.len());
     let rows = model.metadata.iter().map(|(k, v)| vec![k.to_owned(), v.type_name(), v.summary()]);
     s += &table(&["key", "type", "value"], rows);

@@ -1,5 +1,6 @@
 //! Shared rendering helpers: markdown tables and number formats.
 
+use assay_engine::contract::bind::{BoundHparam, HparamSource};
 use tabled::builder::Builder;
 use tabled::settings::Style;
 
@@ -41,4 +42,18 @@ pub fn count(n: u64) -> String {
         out.push(c);
     }
     out
+}
+
+/// The hyperparameter table: name, value, where the value came from.
+pub fn hparams(hparams: &[BoundHparam]) -> String {
+    let rows = hparams.iter().map(|h| {
+        let source = match &h.source {
+            HparamSource::Key { key } => format!("key {key}"),
+            HparamSource::Default { expr } => format!("default {expr}"),
+            HparamSource::Inferred { tensor, dim } => format!("dim {dim} of {tensor}"),
+            HparamSource::Missing => "missing".into(),
+        };
+        vec![h.name.clone(), h.value.map_or("—".into(), |v| v.to_string()), source]
+    });
+    table(&["hparam", "value", "source"], rows)
 }

@@ -226,16 +226,7 @@ fn render_one(r: &ModelResult) -> String {
         b.scheme,
         b.rope.map_or("none".to_owned(), |s| format!("{s:?}").to_lowercase()),
     );
-    let rows = b.hparams.iter().map(|h| {
-        let source = match &h.source {
-            assay_engine::contract::bind::HparamSource::Key { key } => format!("key {key}"),
-            assay_engine::contract::bind::HparamSource::Default { expr } => format!("default {expr}"),
-            assay_engine::contract::bind::HparamSource::Inferred { tensor, dim } => format!("dim {dim} of {tensor}"),
-            assay_engine::contract::bind::HparamSource::Missing => "missing".into(),
-        };
-        vec![h.name.clone(), h.value.map_or("—".into(), |v| v.to_string()), source]
-    });
-    s += &table(&["hparam", "value", "source"], rows);
+    s += &crate::render::hparams(&b.hparams);
     s += "\n\n";
 
     // One row per role: how many tensors matched, their dtypes and expected shape.
