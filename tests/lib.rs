@@ -76,11 +76,13 @@ pub fn synth(contract: &Contract, scheme: Scheme, format_key: &str) -> Synth {
     };
     let mut metadata = Vec::new();
     for h in &contract.hparams {
-        let key = match format_key {
-            "gguf" => h.spec.gguf.as_ref().map(|k| k.replace("{arch}", &architecture)),
-            "hf" => h.spec.hf.clone(),
-            _ => h.spec.apr.clone(),
+        let keys = match format_key {
+            "gguf" => &h.spec.gguf,
+            "hf" => &h.spec.hf,
+            _ => &h.spec.apr,
         };
+        // The first key is the one a current writer uses.
+        let key = keys.as_ref().map(|k| k.all()[0].replace("{arch}", &architecture));
         if let (Some(key), Some(v)) = (key, value(&h.name)) {
             metadata.push((key, meta(v)));
         }

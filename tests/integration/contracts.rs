@@ -153,3 +153,29 @@ fn defaults_and_inference_fill_absent_keys() {
     assert_eq!(source("head_dim"), HparamSource::Default { expr: "(n_embd / n_head)".into() });
     assert_eq!(b.hparam("head_dim"), Some(assay_engine::contract::expr::Num::Int(4)));
 }
+
+#[test]
+fn an_unknown_expert_count_is_one_violation_not_one_per_expert() {
+    let c = contracts().into_iter().find(|c| c.name() == "qwen3_moe").unwrap();
+    let mut s = synth(&c, Scheme::Hf, "hf");
+    s.metadata.retain(|(k, _)| k != "num_experts");
+    let dir = tempfile::tempdir().unwrap();
+    let v = bind_written(&c, &s, "hf", dir.path()).violations;
+    assert!(
+        matches!(&v[..], [Violation::MissingHparam { hparam, tried }] if hparam == "n_expert" && tried.len() == 2),
+        "{v:#?}"
+    );
+}
+
+#[test]
+fn later_keys_are_tried_when_the_first_is_absent() {
+    // transformers 5 writes rope_parameters.rope_theta; older configs wrote rope_theta.
+    let c = llama();
+    let mut s = synth(&c, Scheme::Hf, "hf");
+    let theta = s.metadata.iter().position(|(k, _)| k == "rope_parameters.rope_theta").unwrap();
+    s.metadata[theta] = ("rope_theta".into(), MetaValue::F32(500000.0));
+    let dir = tempfile::tempdir().unwrap();
+    let b = bind_written(&c, &s, "hf", dir.path());
+    assert!(b.passed(), "{:#?}", b.violations);
+    assert_eq!(b.hparam("rope_theta"), Some(assay_engine::contract::expr::Num::Float(500000.0)));
+}

@@ -249,6 +249,15 @@ pub fn bind(contract: &Contract, model: &Model) -> Binding {
             (true, None) => Vec::new(), // n_layer's own violation says why
         };
         for layer in layers {
+            if shape.is_none() {
+                // Unknown expert count: the missing hyperparameter is the violation; the file's
+                // per-expert tensors of this role are still its own, not unclaimed.
+                for t in &model.tensors {
+                    if matches_expert_template(def, scheme, layer, &t.name) {
+                        claimed.insert(&t.name);
+                    }
+                }
+            }
             for (name, expert, expected) in expected_tensors(def, scheme, layer, shape.as_deref()) {
                 let bound = check_tensor(def, contract, model, scheme, name, layer, expert, expected, &mut violations);
                 if let Some(t) = model.tensor(&bound.name) {
@@ -335,6 +344,16 @@ fn expected_tensors(
                 .collect()
         }
     }
+}
+
+/// Whether `name` is one expert's tensor of an HF per-expert role at `layer`.
+fn matches_expert_template(def: &RoleDef, scheme: Scheme, layer: Option<usize>, name: &str) -> bool {
+    let Some(template) = def.spec.hf.as_ref().filter(|_| scheme == Scheme::Hf) else { return false };
+    let template = template.replace("{L}", &layer.unwrap_or(0).to_string());
+    let Some((prefix, suffix)) = template.split_once("{E}") else { return false };
+    name.strip_prefix(prefix)
+        .and_then(|rest| rest.strip_suffix(suffix))
+        .is_some_and(|e| !e.is_empty() && e.bytes().all(|b| b.is_ascii_digit()))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -430,14 +449,14 @@ fn resolve_hparam(
     resolved: &[BoundHparam],
     violations: &mut Vec<Violation>,
 ) -> (Option<Num>, HparamSource) {
-    let key = match model.format {
-        Format::Gguf => h.spec.gguf.as_ref().map(|k| k.replace("{arch}", &model.architecture)),
-        Format::SafeTensors => h.spec.hf.clone(),
-        Format::Apr => h.spec.apr.clone(),
+    let keys = match model.format {
+        Format::Gguf => &h.spec.gguf,
+        Format::SafeTensors => &h.spec.hf,
+        Format::Apr => &h.spec.apr,
     };
-    if let Some(key) = &key
-        && let Some(v) = model.metadata.get(key)
-    {
+    let keys: Vec<String> =
+        keys.iter().flat_map(|k| k.all()).map(|k| k.replace("{arch}", &model.architecture)).collect();
+    if let Some((key, v)) = keys.iter().find_map(|k| model.metadata.get(k).map(|v| (k, v))) {
         let source = HparamSource::Key { key: key.clone() };
         return match metadata_num(v, h.ty) {
             Ok(n) => (Some(n), source),
@@ -489,7 +508,7 @@ fn resolve_hparam(
             }
         }
     }
-    let mut tried: Vec<String> = key.into_iter().map(|k| format!("key `{k}`")).collect();
+    let mut tried: Vec<String> = keys.iter().map(|k| format!("key `{k}`")).collect();
     if let Some(infer) = &h.spec.infer {
         tried.push(format!("dim {} of `{}`", infer.dim, infer.tensor));
     }

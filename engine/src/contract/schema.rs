@@ -63,13 +63,13 @@ pub struct HparamSpec {
     pub ty: crate::contract::expr::Ty,
     /// GGUF metadata key; `{arch}` stands for the file's `general.architecture`.
     #[serde(default)]
-    pub gguf: Option<String>,
-    /// HF `config.json` key (nested objects as dotted keys: `rope_scaling.factor`).
+    pub gguf: Option<Keys>,
+    /// HF `config.json` key (nested objects as dotted keys: `rope_parameters.rope_theta`).
     #[serde(default)]
-    pub hf: Option<String>,
+    pub hf: Option<Keys>,
     /// APR metadata key.
     #[serde(default)]
-    pub apr: Option<String>,
+    pub apr: Option<Keys>,
     /// Used when the file lacks the key: an expression over other hyperparameters.
     #[serde(default)]
     pub default: Option<Located<ExprText>>,
@@ -77,6 +77,24 @@ pub struct HparamSpec {
     /// of a tensor (e.g. `n_vocab` from `token_embd.weight`, dim 0).
     #[serde(default)]
     pub infer: Option<Located<InferFrom>>,
+}
+
+/// One metadata key, or several tried in order (the first present wins): writers rename keys
+/// across versions (transformers 5 moved `rope_theta` into `rope_parameters`).
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum Keys {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl Keys {
+    pub fn all(&self) -> &[String] {
+        match self {
+            Keys::One(k) => std::slice::from_ref(k),
+            Keys::Many(ks) => ks,
+        }
+    }
 }
 
 /// A dimension of a tensor role's row-major shape.
