@@ -14,26 +14,28 @@ import transformers
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
 SEED = 20261124
-VOCAB = 1024
+VOCAB = 384  # embedding rows; the tokenizer has a few less, as real checkpoints pad their vocab
+TOKENIZER_VOCAB = VOCAB - 8
 HIDDEN = 256
 LAYERS = 2
 CTX = 256
 
-# One entry per architecture: the HF config class, its arguments, and the contract it exercises.
+# One entry per architecture: the HF config class and its arguments. Hidden 256 so K-quants apply;
+# llama keeps a non-square FFN (512), qwen2/qwen3 a 256-wide one to keep golden/ small.
 ARCHS = {
     "llama": (transformers.LlamaConfig, dict(
         intermediate_size=512, num_attention_heads=8, num_key_value_heads=2,
         rope_theta=10000.0, rms_norm_eps=1e-5, tie_word_embeddings=False)),
     "qwen2": (transformers.Qwen2Config, dict(
-        intermediate_size=512, num_attention_heads=8, num_key_value_heads=2,
+        intermediate_size=256, num_attention_heads=8, num_key_value_heads=2,
         rope_theta=1000000.0, rms_norm_eps=1e-6, tie_word_embeddings=True)),
     "qwen3": (transformers.Qwen3Config, dict(
-        intermediate_size=512, num_attention_heads=8, num_key_value_heads=2, head_dim=64,
+        intermediate_size=256, num_attention_heads=8, num_key_value_heads=2, head_dim=64,
         rope_theta=1000000.0, rms_norm_eps=1e-6, tie_word_embeddings=True)),
     "qwen3_moe": (transformers.Qwen3MoeConfig, dict(
-        intermediate_size=512, moe_intermediate_size=128, num_experts=8, num_experts_per_tok=2,
+        intermediate_size=512, moe_intermediate_size=64, num_experts=8, num_experts_per_tok=2,
         norm_topk_prob=True, decoder_sparse_step=1, mlp_only_layers=[],
-        num_attention_heads=8, num_key_value_heads=2, head_dim=64,
+        num_attention_heads=8, num_key_value_heads=2, head_dim=32,
         rope_theta=1000000.0, rms_norm_eps=1e-6, tie_word_embeddings=False)),
     "gpt2": (transformers.GPT2Config, dict(
         n_embd=HIDDEN, n_layer=LAYERS, n_head=8, n_positions=CTX, n_inner=None,
@@ -84,14 +86,18 @@ def build_model(arch, out_dir, tokenizer_dir):
     tok = transformers.PreTrainedTokenizerFast.from_pretrained(tokenizer_dir)
     tok.save_pretrained(out_dir)
     if arch == "gpt2":
-        # llama.cpp's converter reads n_ctx for GPT-2.
-        path = os.path.join(out_dir, "config.json")
-        with open(path) as f:
-            data = json.load(f)
-        data["n_ctx"] = CTX
-        with open(path, "w") as f:
-            json.dump(data, f, indent=2, sort_keys=True)
-            f.write("\n")
+        patch_gpt2_config(out_dir)
+
+
+def patch_gpt2_config(out_dir):
+    """llama.cpp's converter reads `n_ctx` for GPT-2, which transformers no longer writes."""
+    path = os.path.join(out_dir, "config.json")
+    with open(path) as f:
+        data = json.load(f)
+    data["n_ctx"] = CTX
+    with open(path, "w") as f:
+        json.dump(data, f, indent=2, sort_keys=True)
+        f.write("\n")
 
 
 CORPUS_WORDS = (
@@ -102,7 +108,7 @@ CORPUS_WORDS = (
 
 
 def corpus():
-    """A deterministic corpus: permutations of a fixed word list, enough for 1024 merges."""
+    """A deterministic corpus: permutations of a fixed word list, enough to fill the vocabulary."""
     gen = torch.Generator().manual_seed(SEED)
     lines = []
     for _ in range(4000):
@@ -112,12 +118,12 @@ def corpus():
 
 
 def build_tokenizer(out_dir):
-    """A byte-level BPE of 1024 tokens shared by every architecture."""
+    """A byte-level BPE shared by every architecture."""
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
-        vocab_size=VOCAB, special_tokens=["<unk>", "<s>", "</s>"], show_progress=False,
+        vocab_size=TOKENIZER_VOCAB, special_tokens=["<unk>", "<s>", "</s>"], show_progress=False,
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
     tok.train_from_iterator(corpus(), trainer)
     fast = transformers.PreTrainedTokenizerFast(

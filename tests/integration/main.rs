@@ -2,3 +2,4 @@
 //! every format, through the harness library.
 
 mod contracts;
+mod golden;

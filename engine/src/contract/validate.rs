@@ -399,6 +399,9 @@ fn check_stages(doc: &ContractDoc, errors: &mut Errors) {
         ("ffn_moe_out", moe, "ffn: moe"),
         ("ffn_shexp_out", shared, "moe.shared_expert"),
         ("ffn_norm", !f.parallel_residual, "a second norm (parallel_residual: false)"),
+        ("ffn_gate", f.ffn == FfnKind::Swiglu, "ffn: swiglu"),
+        ("ffn_up", !moe, "a dense FFN"),
+        ("ffn_act", !moe, "a dense FFN"),
     ];
     for &(stage, expected, because) in rules {
         let listed = seen.contains(stage);
