@@ -40,9 +40,7 @@ import ctypes
 import ctypes.util
 import importlib.metadata
 import importlib.util
-import json
 import os
-import struct
 import sys
 
 import numpy as np

@@ -82,8 +82,8 @@ def weights_hash(state):
 class Arch:
     """Everything made for one architecture."""
 
-    def __init__(self, arch, out, tmp, ids):
-        self.arch, self.ids = arch, ids
+    def __init__(self, arch, out, tmp, ids, tokenizer_dir):
+        self.arch, self.ids, self.tokenizer_dir = arch, ids, tokenizer_dir
         self.dir = os.path.join(out, arch)
         self.tmp = os.path.join(tmp, arch)
         self.hf = os.path.join(self.dir, "hf")
@@ -114,13 +114,13 @@ class Arch:
     def run(self):
         arch = self.arch
         print(f"{arch}:", flush=True)
-        tiny.build_model(arch, self.hf, TOKENIZER_DIR)
+        tiny.build_model(arch, self.hf, self.tokenizer_dir)
         hf_model = load_hf64(self.hf, arch)
         float_state = {n: p.detach().clone() for n, p in hf_model.named_parameters()}
         float_capture, _ = self.capture_for(float_state, "float")
         self.models.append(self.entry(self.hf, "safetensors", "bf16", float_capture))
 
-        index, layout, total = gguf_files.build_index_model(arch, os.path.join(self.tmp, "index"), TOKENIZER_DIR)
+        index, layout, total = gguf_files.build_index_model(arch, os.path.join(self.tmp, "index"), self.tokenizer_dir)
         f32 = os.path.join(self.tmp, f"{arch}-f32.gguf")
         gguf_files.convert(self.hf, f32, "f32")
         # Round trip: the F32 GGUF mapped back must be the HF weights exactly, or the index
@@ -229,8 +229,8 @@ class Arch:
         return dequant
 
 
+# Parameters a GGUF may lack because the output is tied to the embeddings.
 TIED = {"lm_head.weight"}
-TOKENIZER_DIR = None
 
 
 def complete(state, float_state):
@@ -265,7 +265,6 @@ def versions():
 
 
 def main():
-    global TOKENIZER_DIR
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default=os.path.join(HERE, ".."))
     ap.add_argument("--only", nargs="*", default=list(MATRIX), help="architectures to make (default: all)")
@@ -274,12 +273,12 @@ def main():
     gguf_files.llama_cpp_tree()
     torch.set_num_threads(1)  # one summation order: byte-identical captures on every run
     out = os.path.abspath(args.out)
-    TOKENIZER_DIR = os.path.join(out, "tokenizer")
-    tiny.build_tokenizer(TOKENIZER_DIR)
-    ids = tiny.prompt_ids(TOKENIZER_DIR)
+    tokenizer_dir = os.path.join(out, "tokenizer")
+    tiny.build_tokenizer(tokenizer_dir)
+    ids = tiny.prompt_ids(tokenizer_dir)
     with tempfile.TemporaryDirectory() as tmp:
         for arch in args.only:
-            a = Arch(arch, out, tmp, ids)
+            a = Arch(arch, out, tmp, ids, tokenizer_dir)
             a.run()
             write_manifest(a, ids)
     if args.no_kernels:
