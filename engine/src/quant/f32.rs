@@ -1,0 +1,42 @@
+//! F32 weights: blocks of one element. Their activations stay f32.
+
+use bytemuck::{Pod, Zeroable};
+
+use super::{ActBlock, Block, WeightBlock};
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+pub struct BlockF32(pub [u8; 4]);
+const _: () = assert!(size_of::<BlockF32>() == 4);
+
+impl BlockF32 {
+    pub fn get(self) -> f32 {
+        f32::from_le_bytes(self.0)
+    }
+}
+
+impl Block for BlockF32 {
+    const ELEMS: usize = 1;
+}
+
+impl WeightBlock for BlockF32 {
+    type Act = BlockF32;
+
+    fn dequantize(&self, out: &mut [f32]) {
+        out[0] = self.get();
+    }
+
+    fn vec_dot(w: &[Self], a: &[Self]) -> f32 {
+        w.iter().zip(a).map(|(x, y)| x.get() * y.get()).sum()
+    }
+}
+
+impl ActBlock for BlockF32 {
+    fn quantize(x: &[f32], out: &mut [Self]) {
+        for (o, &v) in out.iter_mut().zip(x) {
+            *o = BlockF32(v.to_le_bytes());
+        }
+    }
+
+    super::activation_variant!(F32);
+}

@@ -1,0 +1,18 @@
+//! PLACEHOLDER — being written.
+use bytemuck::{Pod, Zeroable};
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+pub struct BlockQ2K(pub [u8; 84]);
+const _: () = assert!(size_of::<BlockQ2K>() == 84);
+impl super::Block for BlockQ2K {
+    const ELEMS: usize = 256;
+}
+impl super::WeightBlock for BlockQ2K {
+    type Act = super::BlockQ8K;
+    fn dequantize(&self, _out: &mut [f32]) {
+        unimplemented!("placeholder")
+    }
+    fn vec_dot(_w: &[Self], _a: &[Self::Act]) -> f32 {
+        unimplemented!("placeholder")
+    }
+}

@@ -1,0 +1,76 @@
+//! Q4_K: 256 elements in 8 sub-blocks of 32, each with a 6-bit scale and 6-bit min, under an f16
+//! super-scale `d` and super-min `dmin`; 4-bit quants.
+
+use bytemuck::{Pod, Zeroable};
+
+use super::{Block, BlockQ8K, WeightBlock, f16_at};
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+pub struct BlockQ4K {
+    /// Super-block scale for the scales, f16.
+    pub d: [u8; 2],
+    /// Super-block scale for the mins, f16.
+    pub dmin: [u8; 2],
+    /// (8) 6-bit scales and (8) 6-bit mins, packed.
+    pub scales: [u8; 12],
+    /// (256) 4-bit quants: chunk c of 64 elements reads qs[32c..32c+32], low nibbles first.
+    pub qs: [u8; 128],
+}
+const _: () = assert!(size_of::<BlockQ4K>() == 144);
+
+/// Scale and min of sub-block `j` (ggml's `get_scale_min_k4`).
+#[inline]
+pub(crate) fn scale_min_k4(j: usize, q: &[u8; 12]) -> (u8, u8) {
+    if j < 4 {
+        (q[j] & 63, q[j + 4] & 63)
+    } else {
+        ((q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4), (q[j + 4] >> 4) | ((q[j] >> 6) << 4))
+    }
+}
+
+impl Block for BlockQ4K {
+    const ELEMS: usize = 256;
+}
+
+impl WeightBlock for BlockQ4K {
+    type Act = BlockQ8K;
+
+    fn dequantize(&self, out: &mut [f32]) {
+        let d = f16_at(self.d);
+        let min = f16_at(self.dmin);
+        for c in 0..4 {
+            let (sc1, m1) = scale_min_k4(2 * c, &self.scales);
+            let (sc2, m2) = scale_min_k4(2 * c + 1, &self.scales);
+            let (d1, m1) = (d * f32::from(sc1), min * f32::from(m1));
+            let (d2, m2) = (d * f32::from(sc2), min * f32::from(m2));
+            let q = &self.qs[32 * c..32 * c + 32];
+            let y = &mut out[64 * c..64 * c + 64];
+            for l in 0..32 {
+                y[l] = d1 * f32::from(q[l] & 0xF) - m1;
+                y[32 + l] = d2 * f32::from(q[l] >> 4) - m2;
+            }
+        }
+    }
+
+    fn vec_dot(w: &[Self], a: &[BlockQ8K]) -> f32 {
+        let mut sum = 0.0f32;
+        for (x, y) in w.iter().zip(a) {
+            // Σ_j scale_j · (q4 · q8 over sub-block j), and Σ_j min_j · (Σ q8 over sub-block j)
+            // from the bsums — all in integers, then two f32 scalings per super-block.
+            let (mut sumi, mut summ) = (0i32, 0i32);
+            for j in 0..8 {
+                let (sc, m) = scale_min_k4(j, &x.scales);
+                let q = &x.qs[32 * (j / 2)..32 * (j / 2) + 32];
+                let shift = 4 * (j % 2);
+                let dot: i32 = (0..32).map(|l| i32::from((q[l] >> shift) & 0xF) * i32::from(y.qs[32 * j + l])).sum();
+                sumi += i32::from(sc) * dot;
+                summ += i32::from(m) * (y.bsum(2 * j) + y.bsum(2 * j + 1));
+            }
+            let d = f16_at(x.d) * y.d();
+            let dmin = f16_at(x.dmin) * y.d();
+            sum += d * sumi as f32 - dmin * summ as f32;
+        }
+        sum
+    }
+}

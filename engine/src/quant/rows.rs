@@ -1,0 +1,236 @@
+//! A weight matrix over a tensor's bytes, and the matrix-vector / matrix-matrix products over its
+//! rows. One generic path for every block type; the dtype picks the block at run time.
+
+use rayon::prelude::*;
+
+use super::{
+    ActBlock, Block, BlockAprQ4, BlockBF16, BlockF16, BlockF32, BlockQ2K, BlockQ3K, BlockQ4_0, BlockQ4_1, BlockQ4K,
+    BlockQ5_0, BlockQ5_1, BlockQ5K, BlockQ6K, BlockQ8_0, BlockQ8_1, BlockQ8K, WeightBlock, apr_q8,
+};
+use crate::dtype::DType;
+use crate::model::{TensorInfo, UnsupportedDType};
+
+/// Runs `$body` with `$B` bound to the block type of `$dtype`; `$other` for types without
+/// row blocks (APR-q8, and the types the engine cannot compute with).
+macro_rules! with_block {
+    ($dtype:expr, $B:ident => $body:expr, $other:expr) => {
+        match $dtype {
+            DType::F32 => {
+                type $B = BlockF32;
+                $body
+            }
+            DType::F16 => {
+                type $B = BlockF16;
+                $body
+            }
+            DType::BF16 => {
+                type $B = BlockBF16;
+                $body
+            }
+            DType::Q4_0 => {
+                type $B = BlockQ4_0;
+                $body
+            }
+            DType::Q4_1 => {
+                type $B = BlockQ4_1;
+                $body
+            }
+            DType::Q5_0 => {
+                type $B = BlockQ5_0;
+                $body
+            }
+            DType::Q5_1 => {
+                type $B = BlockQ5_1;
+                $body
+            }
+            DType::Q8_0 => {
+                type $B = BlockQ8_0;
+                $body
+            }
+            DType::Q2_K => {
+                type $B = BlockQ2K;
+                $body
+            }
+            DType::Q3_K => {
+                type $B = BlockQ3K;
+                $body
+            }
+            DType::Q4_K => {
+                type $B = BlockQ4K;
+                $body
+            }
+            DType::Q5_K => {
+                type $B = BlockQ5K;
+                $body
+            }
+            DType::Q6_K => {
+                type $B = BlockQ6K;
+                $body
+            }
+            DType::AprQ4 => {
+                type $B = BlockAprQ4;
+                $body
+            }
+            _ => $other,
+        }
+    };
+}
+
+/// Why a tensor cannot be used as a weight matrix.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum KernelError {
+    #[error(transparent)]
+    Unsupported(#[from] UnsupportedDType),
+    #[error("tensor `{tensor}`: {message}")]
+    Layout { tensor: String, message: String },
+}
+
+/// Activations quantized to a weight type's `vec_dot_type`, one row of `n_cols` values.
+#[derive(Clone, Debug)]
+pub enum Activations {
+    F32(Vec<BlockF32>),
+    F16(Vec<BlockF16>),
+    BF16(Vec<BlockBF16>),
+    Q8_0(Vec<BlockQ8_0>),
+    Q8_1(Vec<BlockQ8_1>),
+    Q8K(Vec<BlockQ8K>),
+}
+
+/// A row-major weight matrix `[n_rows, n_cols]` borrowed from a tensor's bytes.
+#[derive(Clone, Copy, Debug)]
+pub struct WeightRows<'a> {
+    pub name: &'a str,
+    pub dtype: DType,
+    /// `n_rows * row_bytes` bytes (APR-q8: the 4-byte scale, then the rows).
+    bytes: &'a [u8],
+    pub n_rows: usize,
+    /// Elements per row.
+    pub n_cols: usize,
+    row_bytes: usize,
+}
+
+impl<'a> WeightRows<'a> {
+    /// The tensor as a matrix: its innermost dimension is the row, every outer dimension
+    /// multiplies the row count.
+    pub fn new(t: &'a TensorInfo, bytes: &'a [u8]) -> Result<Self, KernelError> {
+        let n_cols = t.shape.last().copied().unwrap_or(1) as usize;
+        let n_rows = (t.n_elems() as usize).checked_div(n_cols).unwrap_or(0);
+        Self::from_parts(&t.name, t.dtype, bytes, n_rows, n_cols)
+    }
+
+    pub fn from_parts(
+        name: &'a str,
+        dtype: DType,
+        bytes: &'a [u8],
+        n_rows: usize,
+        n_cols: usize,
+    ) -> Result<Self, KernelError> {
+        let layout = |message: String| KernelError::Layout { tensor: name.to_owned(), message };
+        if !dtype.is_computable() {
+            return Err(UnsupportedDType { tensor: name.to_owned(), dtype }.into());
+        }
+        let (block_elems, block_bytes) = with_block!(dtype, B => (B::ELEMS, size_of::<B>()), (1, 1));
+        if n_cols % block_elems != 0 {
+            return Err(layout(format!("rows of {n_cols} are not whole {dtype} blocks of {block_elems}")));
+        }
+        let row_bytes = n_cols / block_elems * block_bytes;
+        let header = if dtype == DType::AprQ8 { 4 } else { 0 };
+        if bytes.len() != header + n_rows * row_bytes {
+            return Err(layout(format!("{} bytes for {n_rows} rows of {n_cols} {dtype}", bytes.len())));
+        }
+        Ok(Self { name, dtype, bytes, n_rows, n_cols, row_bytes })
+    }
+
+    fn row_bytes(&self, r: usize) -> &'a [u8] {
+        let start = if self.dtype == DType::AprQ8 { 4 } else { 0 } + r * self.row_bytes;
+        &self.bytes[start..start + self.row_bytes]
+    }
+
+    fn row<B: Block>(&self, r: usize) -> &'a [B] {
+        bytemuck::cast_slice(self.row_bytes(r))
+    }
+
+    /// Row `r` as f32, bit-exact with ggml's dequantization.
+    pub fn dequantize_row(&self, r: usize, out: &mut [f32]) {
+        assert_eq!(out.len(), self.n_cols);
+        with_block!(self.dtype, B => {
+            for (block, y) in self.row::<B>(r).iter().zip(out.chunks_exact_mut(B::ELEMS)) {
+                block.dequantize(y);
+            }
+        }, apr_q8::dequantize_row(apr_q8::apr_q8_scale(self.bytes), bytemuck::cast_slice(self.row_bytes(r)), out))
+    }
+
+    /// The reference dot product of row `r` with f32 activations: dequantize, accumulate in f64.
+    pub fn dot_reference(&self, r: usize, x: &[f32]) -> f64 {
+        let mut row = vec![0.0f32; self.n_cols];
+        self.dequantize_row(r, &mut row);
+        row.iter().zip(x).map(|(&w, &v)| f64::from(w) * f64::from(v)).sum()
+    }
+
+    /// `x` quantized the way llama.cpp quantizes activations for this weight type.
+    pub fn quantize(&self, x: &[f32]) -> Activations {
+        assert_eq!(x.len(), self.n_cols);
+        with_block!(self.dtype, B => quantize_as::<<B as WeightBlock>::Act>(x), quantize_as::<BlockQ8_0>(x))
+    }
+
+    /// Row `r` · activations, as llama.cpp's CPU backend computes it (integer sums per block).
+    /// `acts` must come from [`WeightRows::quantize`] of a matrix of the same dtype and width.
+    pub fn dot(&self, r: usize, acts: &Activations) -> f32 {
+        self.dot_isa(super::isa(), r, acts)
+    }
+
+    /// [`WeightRows::dot`] with the kernels of a given instruction set (tests compare them).
+    pub fn dot_isa(&self, isa: super::Isa, r: usize, acts: &Activations) -> f32 {
+        with_block!(self.dtype, B => {
+            let a = <<B as WeightBlock>::Act as ActBlock>::unwrap(acts).expect("activations of this weight type");
+            B::vec_dot_isa(isa, self.row::<B>(r), a)
+        }, {
+            let Activations::Q8_0(a) = acts else { panic!("APR-q8 rows take Q8_0 activations") };
+            apr_q8::vec_dot(apr_q8::apr_q8_scale(self.bytes), bytemuck::cast_slice(self.row_bytes(r)), a)
+        })
+    }
+}
+
+fn quantize_as<A: ActBlock>(x: &[f32]) -> Activations {
+    let mut blocks = vec![A::zeroed(); x.len() / A::ELEMS];
+    A::quantize(x, &mut blocks);
+    A::wrap(blocks)
+}
+
+/// Rows per rayon task: enough work per task that scheduling costs nothing.
+const ROWS_PER_TASK: usize = 16;
+
+/// y = W x: `x` has `n_cols` values, `y` gets `n_rows`. Activations are quantized once.
+pub fn matvec(w: &WeightRows<'_>, x: &[f32], y: &mut [f32]) {
+    assert_eq!(y.len(), w.n_rows);
+    let acts = w.quantize(x);
+    y.par_chunks_mut(ROWS_PER_TASK).enumerate().for_each(|(chunk, out)| {
+        for (i, o) in out.iter_mut().enumerate() {
+            *o = w.dot(chunk * ROWS_PER_TASK + i, &acts);
+        }
+    });
+}
+
+/// Y = X Wᵀ for `n_tokens` rows of `x` (`[n_tokens, n_cols]`) into `y` (`[n_tokens, n_rows]`).
+/// Each weight row is read once for all tokens.
+pub fn matmul(w: &WeightRows<'_>, x: &[f32], y: &mut [f32]) {
+    let n_tokens = x.len() / w.n_cols;
+    assert_eq!(x.len(), n_tokens * w.n_cols);
+    assert_eq!(y.len(), n_tokens * w.n_rows);
+    let acts: Vec<Activations> = x.chunks_exact(w.n_cols).map(|row| w.quantize(row)).collect();
+    // Work on the transpose ([n_rows, n_tokens]) so each task owns whole weight rows.
+    let mut yt = vec![0.0f32; y.len()];
+    yt.par_chunks_mut(ROWS_PER_TASK * n_tokens).enumerate().for_each(|(chunk, out)| {
+        for (i, row_out) in out.chunks_exact_mut(n_tokens).enumerate() {
+            let r = chunk * ROWS_PER_TASK + i;
+            for (o, a) in row_out.iter_mut().zip(&acts) {
+                *o = w.dot(r, a);
+            }
+        }
+    });
+    for (r, row) in yt.chunks_exact(n_tokens).enumerate() {
+        for (t, &v) in row.iter().enumerate() {
+            y[t * w.n_rows + r] = v;
+        }
+    }
+}
