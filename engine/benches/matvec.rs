@@ -1,1 +1,99 @@
-fn main() {}
+//! Matrix-vector throughput per weight type, in GB/s of weight bytes, beside a STREAM-style
+//! measure of this machine's memory bandwidth taken in the same run.
+//!
+//!     cargo bench -p assay-engine --bench matvec
+//!
+//! Groups: `stream` (copy and triad over arrays far larger than the caches), then
+//! `matvec/{threads}t/{rows}x{cols}/{dtype}` for 1 and 2 threads. Throughput is reported as
+//! weight bytes per second, the quantity decode speed is bound by.
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use assay_engine::DType;
+use assay_engine::quant::{WeightRows, matvec};
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+
+const TYPES: &[DType] = &[
+    DType::F32,
+    DType::F16,
+    DType::BF16,
+    DType::Q8_0,
+    DType::Q4_0,
+    DType::Q4_1,
+    DType::Q5_0,
+    DType::Q5_1,
+    DType::Q2_K,
+    DType::Q3_K,
+    DType::Q4_K,
+    DType::Q5_K,
+    DType::Q6_K,
+    DType::AprQ4,
+    DType::AprQ8,
+];
+
+const SHAPES: &[(usize, usize)] = &[(4096, 4096), (256, 1024)];
+
+/// Deterministic bytes in 0x10..=0x3B: every f16 and f32 scale they form is a normal number
+/// below 1, so no NaN, infinity or subnormal skews the timing.
+fn weight_bytes(n: usize) -> Vec<u8> {
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    (0..n)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            0x10 + (state % 0x2C) as u8
+        })
+        .collect()
+}
+
+fn stream(c: &mut Criterion) {
+    // 3 arrays of 128 MiB: far beyond the caches, so this measures DRAM.
+    const N: usize = 32 << 20;
+    let a = vec![1.0f32; N];
+    let b = vec![2.0f32; N];
+    let mut out = vec![0.0f32; N];
+    let mut g = c.benchmark_group("stream");
+    g.sample_size(10).warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(4));
+    g.throughput(Throughput::Bytes((2 * N * 4) as u64));
+    g.bench_function("copy", |bench| bench.iter(|| out.copy_from_slice(black_box(&a))));
+    g.throughput(Throughput::Bytes((3 * N * 4) as u64));
+    g.bench_function("triad", |bench| {
+        bench.iter(|| {
+            for ((o, &x), &y) in out.iter_mut().zip(black_box(&a)).zip(black_box(&b)) {
+                *o = x + 3.0 * y;
+            }
+        })
+    });
+    g.finish();
+    black_box(&out);
+}
+
+fn matvecs(c: &mut Criterion) {
+    for threads in [1, 2] {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("thread pool");
+        let mut g = c.benchmark_group(format!("matvec/{threads}t"));
+        g.sample_size(10).warm_up_time(Duration::from_millis(500)).measurement_time(Duration::from_secs(2));
+        for &(rows, cols) in SHAPES {
+            for &dtype in TYPES {
+                let len = dtype.byte_size(&[rows as u64, cols as u64]).expect("small shape") as usize;
+                let mut bytes = weight_bytes(len);
+                if dtype == DType::AprQ8 {
+                    bytes[..4].copy_from_slice(&0.01f32.to_le_bytes());
+                }
+                let w = WeightRows::from_parts("bench", dtype, &bytes, rows, cols).expect("valid matrix");
+                let x: Vec<f32> = (0..cols).map(|i| ((i % 17) as f32 - 8.0) * 0.1).collect();
+                let mut y = vec![0.0f32; rows];
+                g.throughput(Throughput::Bytes(len as u64));
+                g.bench_with_input(BenchmarkId::new(format!("{rows}x{cols}"), dtype.name()), &w, |bench, w| {
+                    bench.iter(|| pool.install(|| matvec(w, black_box(&x), &mut y)))
+                });
+            }
+        }
+        g.finish();
+    }
+}
+
+criterion_group!(benches, stream, matvecs);
+criterion_main!(benches);

@@ -31,6 +31,8 @@ mod q8_1;
 mod q8_k;
 mod rows;
 mod simd;
+#[cfg(target_arch = "x86_64")]
+mod x86;
 
 pub use apr_q4::BlockAprQ4;
 pub use apr_q8::apr_q8_scale;

@@ -2,7 +2,7 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::{ActBlock, Block, WeightBlock, f16_at, round_even};
+use super::{ActBlock, Block, Isa, WeightBlock, f16_at, round_even};
 
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Pod, Zeroable)]
@@ -35,6 +35,17 @@ impl WeightBlock for BlockQ8_0 {
             sum += sumi as f32 * (f16_at(x.d) * f16_at(y.d));
         }
         sum
+    }
+
+    fn vec_dot_isa(isa: Isa, w: &[Self], a: &[Self]) -> f32 {
+        match isa {
+            // SAFETY: `isa` is only ever a level the CPU was detected to support.
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512Vnni => unsafe { super::x86::vec_dot_q8_0_vnni(w, a) },
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => unsafe { super::x86::vec_dot_q8_0_avx2(w, a) },
+            _ => Self::vec_dot(w, a),
+        }
     }
 }
 

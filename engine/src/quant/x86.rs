@@ -1,0 +1,180 @@
+//! x86-64 kernels for the dot products that dominate decode: Q8_0 and Q4_K weights against
+//! Q8_0 / Q8_K activations. Same integer sums as the portable kernels, so results differ from
+//! them only in float summation order (tested with proptest against the portable versions).
+//!
+//! The u8 × i8 products use `maddubs` (AVX2) or `dpbusd` (AVX-512 VNNI, on 256-bit registers).
+//! Q8_0 × Q8_0 has two signed operands, so it multiplies |w| by sign(w)·a, as ggml does.
+
+#![allow(unsafe_op_in_unsafe_fn)]
+
+use std::arch::x86_64::*;
+
+use super::{BlockQ4K, BlockQ8_0, BlockQ8K, f16_at, q4_k::scale_min_k4};
+
+/// Σ of the 8 i32 lanes.
+#[inline]
+#[target_feature(enable = "avx2")]
+unsafe fn hsum_i32(v: __m256i) -> i32 {
+    let s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256::<1>(v));
+    let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0b01_00_11_10>(s));
+    let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0b10_11_00_01>(s));
+    _mm_cvtsi128_si32(s)
+}
+
+/// Σ of the 8 f32 lanes.
+#[inline]
+#[target_feature(enable = "avx2")]
+unsafe fn hsum_f32(v: __m256) -> f32 {
+    let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
+    let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    let s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    _mm_cvtss_f32(s)
+}
+
+/// 8 lanes of i32 sums of 4 adjacent u8·i8 products.
+#[inline]
+#[target_feature(enable = "avx2")]
+unsafe fn dot_u8_i8_avx2(u: __m256i, s: __m256i) -> __m256i {
+    _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1))
+}
+
+#[inline]
+#[target_feature(enable = "avx2,avx512f,avx512vl,avx512vnni")]
+unsafe fn dot_u8_i8_vnni(u: __m256i, s: __m256i) -> __m256i {
+    _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, s)
+}
+
+macro_rules! q8_0_kernel {
+    ($name:ident, $features:literal, $dot:ident) => {
+        #[target_feature(enable = $features)]
+        pub(crate) unsafe fn $name(w: &[BlockQ8_0], a: &[BlockQ8_0]) -> f32 {
+            let mut acc = _mm256_setzero_ps();
+            for (x, y) in w.iter().zip(a) {
+                let qx = _mm256_loadu_si256(x.qs.as_ptr().cast());
+                let qy = _mm256_loadu_si256(y.qs.as_ptr().cast());
+                // |x| · (sign(x) · y): an unsigned × signed product with the same value.
+                let sums = $dot(_mm256_sign_epi8(qx, qx), _mm256_sign_epi8(qy, qx));
+                let d = _mm256_set1_ps(f16_at(x.d) * f16_at(y.d));
+                acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sums), acc);
+            }
+            hsum_f32(acc)
+        }
+    };
+}
+
+q8_0_kernel!(vec_dot_q8_0_avx2, "avx2,fma", dot_u8_i8_avx2);
+q8_0_kernel!(vec_dot_q8_0_vnni, "avx2,fma,avx512f,avx512vl,avx512vnni", dot_u8_i8_vnni);
+
+macro_rules! q4_k_kernel {
+    ($name:ident, $features:literal, $dot:ident) => {
+        #[target_feature(enable = $features)]
+        pub(crate) unsafe fn $name(w: &[BlockQ4K], a: &[BlockQ8K]) -> f32 {
+            let low = _mm256_set1_epi8(0x0F);
+            let mut sum = 0.0f32;
+            for (x, y) in w.iter().zip(a) {
+                let mut acc = _mm256_setzero_si256();
+                let mut summ = 0i32;
+                for c in 0..4 {
+                    let q4 = _mm256_loadu_si256(x.qs.as_ptr().add(32 * c).cast());
+                    let (sc1, m1) = scale_min_k4(2 * c, &x.scales);
+                    let (sc2, m2) = scale_min_k4(2 * c + 1, &x.scales);
+                    let q8_lo = _mm256_loadu_si256(y.qs.as_ptr().add(64 * c).cast());
+                    let q8_hi = _mm256_loadu_si256(y.qs.as_ptr().add(64 * c + 32).cast());
+                    let lo = $dot(_mm256_and_si256(q4, low), q8_lo);
+                    let hi = $dot(_mm256_and_si256(_mm256_srli_epi16::<4>(q4), low), q8_hi);
+                    acc = _mm256_add_epi32(acc, _mm256_mullo_epi32(lo, _mm256_set1_epi32(i32::from(sc1))));
+                    acc = _mm256_add_epi32(acc, _mm256_mullo_epi32(hi, _mm256_set1_epi32(i32::from(sc2))));
+                    summ += i32::from(m1) * (y.bsum(4 * c) + y.bsum(4 * c + 1))
+                        + i32::from(m2) * (y.bsum(4 * c + 2) + y.bsum(4 * c + 3));
+                }
+                let d = f16_at(x.d) * y.d();
+                let dmin = f16_at(x.dmin) * y.d();
+                sum += d * hsum_i32(acc) as f32 - dmin * summ as f32;
+            }
+            sum
+        }
+    };
+}
+
+q4_k_kernel!(vec_dot_q4_k_avx2, "avx2,fma", dot_u8_i8_avx2);
+q4_k_kernel!(vec_dot_q4_k_vnni, "avx2,fma,avx512f,avx512vl,avx512vnni", dot_u8_i8_vnni);
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::super::{ActBlock, Isa, WeightBlock};
+    use super::*;
+
+    /// A finite f16 from any bit pattern: zeros, subnormals, extremes included.
+    fn f16_bits() -> impl Strategy<Value = [u8; 2]> {
+        any::<u16>().prop_map(|b| if (b >> 10) & 0x1F == 0x1F { b & 0x83FF } else { b }).prop_map(u16::to_le_bytes)
+    }
+
+    fn q8_0_blocks(n: usize) -> impl Strategy<Value = Vec<BlockQ8_0>> {
+        prop::collection::vec((f16_bits(), prop::array::uniform32(any::<i8>())), n)
+            .prop_map(|v| v.into_iter().map(|(d, qs)| BlockQ8_0 { d, qs }).collect())
+    }
+
+    fn q4_k_blocks(n: usize) -> impl Strategy<Value = Vec<BlockQ4K>> {
+        let qs = prop::collection::vec(any::<u8>(), 128);
+        let sc = prop::array::uniform12(any::<u8>());
+        prop::collection::vec((f16_bits(), f16_bits(), sc, qs), n).prop_map(|v| {
+            v.into_iter().map(|(d, dmin, scales, q)| BlockQ4K { d, dmin, scales, qs: q.try_into().unwrap() }).collect()
+        })
+    }
+
+    fn activations(n: usize) -> impl Strategy<Value = Vec<f32>> {
+        let v = prop_oneof![Just(0.0f32), -1.0e3f32..1.0e3, -1.0e-3f32..1.0e-3];
+        prop::collection::vec(v, n)
+    }
+
+    /// The optimized kernels sum the same integers as the portable ones; only the order of the
+    /// final f32 additions differs, so they agree to f32 rounding of the magnitudes summed.
+    fn close(fast: f32, portable: f32, magnitude: f64) -> bool {
+        (f64::from(fast) - f64::from(portable)).abs() <= 1e-5 * magnitude + 1e-30
+            || (fast.is_nan() && portable.is_nan())
+            || fast == portable
+    }
+
+    proptest! {
+        #[test]
+        fn q8_0_kernels_match_portable(w in q8_0_blocks(4), x in activations(128)) {
+            let mut a = vec![BlockQ8_0 { d: [0; 2], qs: [0; 32] }; 4];
+            BlockQ8_0::quantize(&x, &mut a);
+            let portable = BlockQ8_0::vec_dot(&w, &a);
+            let magnitude: f64 = w.iter().zip(&a).map(|(p, q)| {
+                let s: i64 = p.qs.iter().zip(&q.qs).map(|(&u, &v)| (i64::from(u) * i64::from(v)).abs()).sum();
+                s as f64 * f64::from((f16_at(p.d) * f16_at(q.d)).abs())
+            }).sum();
+            for isa in Isa::available() {
+                let fast = BlockQ8_0::vec_dot_isa(isa, &w, &a);
+                prop_assert!(close(fast, portable, magnitude), "{isa:?}: {fast} vs {portable}");
+            }
+        }
+
+        #[test]
+        fn q4_k_kernels_match_portable(w in q4_k_blocks(2), x in activations(512)) {
+            let mut a = vec![<BlockQ8K as bytemuck::Zeroable>::zeroed(); 2];
+            BlockQ8K::quantize(&x, &mut a);
+            let portable = BlockQ4K::vec_dot(&w, &a);
+            // Both integer terms, d·Σsc·q·a and dmin·Σm·a, carry rounding; bound by their sizes.
+            let mut magnitude = 0.0f64;
+            for (x, y) in w.iter().zip(&a) {
+                for j in 0..8 {
+                    let (sc, m) = scale_min_k4(j, &x.scales);
+                    for l in 0..32 {
+                        let q = f64::from((x.qs[32 * (j / 2) + l] >> (4 * (j % 2))) & 0xF);
+                        let av = f64::from(y.qs[32 * j + l]).abs() * f64::from(y.d()).abs();
+                        magnitude += av * (f64::from(f16_at(x.d)).abs() * f64::from(sc) * q
+                            + f64::from(f16_at(x.dmin)).abs() * f64::from(m));
+                    }
+                }
+            }
+            for isa in Isa::available() {
+                let fast = BlockQ4K::vec_dot_isa(isa, &w, &a);
+                prop_assert!(close(fast, portable, magnitude), "{isa:?}: {fast} vs {portable}");
+            }
+        }
+    }
+}
