@@ -4,8 +4,9 @@
 //!     cargo bench -p assay-engine --bench matvec
 //!
 //! Groups: `stream` (copy and triad over arrays far larger than the caches), then
-//! `matvec/{threads}t/{rows}x{cols}/{dtype}` for 1 and 2 threads. Throughput is reported as
-//! weight bytes per second, the quantity decode speed is bound by.
+//! `matvec/{threads}t/{rows}x{cols}/{dtype}` for 1 and 2 threads, and `4096x4096-cold`: the same
+//! matvec over enough copies of the matrix that it comes from DRAM. Throughput is weight bytes
+//! per second, the quantity decode speed is bound by.
 
 use std::hint::black_box;
 use std::time::Duration;
@@ -33,6 +34,10 @@ const TYPES: &[DType] = &[
 ];
 
 const SHAPES: &[(usize, usize)] = &[(4096, 4096), (256, 1024)];
+
+/// The weights of the `cold` cases span this many bytes, four times the 32 MiB L3 here, so
+/// every matvec streams from DRAM as decode does (a single 4096×4096 Q4_K matrix fits in L3).
+const COLD_BYTES: usize = 128 << 20;
 
 /// Deterministic bytes in 0x10..=0x3B: every f16 and f32 scale they form is a normal number
 /// below 1, so no NaN, infinity or subnormal skews the timing.
@@ -75,19 +80,33 @@ fn matvecs(c: &mut Criterion) {
         let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("thread pool");
         let mut g = c.benchmark_group(format!("matvec/{threads}t"));
         g.sample_size(10).warm_up_time(Duration::from_millis(500)).measurement_time(Duration::from_secs(2));
-        for &(rows, cols) in SHAPES {
+        for (rows, cols, cold) in SHAPES.iter().map(|&(r, c)| (r, c, false)).chain([(4096, 4096, true)]) {
             for &dtype in TYPES {
                 let len = dtype.byte_size(&[rows as u64, cols as u64]).expect("small shape") as usize;
-                let mut bytes = weight_bytes(len);
-                if dtype == DType::AprQ8 {
-                    bytes[..4].copy_from_slice(&0.01f32.to_le_bytes());
-                }
-                let w = WeightRows::from_parts("bench", dtype, &bytes, rows, cols).expect("valid matrix");
+                let copies = if cold { COLD_BYTES.div_ceil(len) } else { 1 };
+                let mut bytes = weight_bytes(len * copies);
+                let mats: Vec<WeightRows<'_>> = {
+                    for m in bytes.chunks_exact_mut(len) {
+                        if dtype == DType::AprQ8 {
+                            m[..4].copy_from_slice(&0.01f32.to_le_bytes());
+                        }
+                    }
+                    bytes
+                        .chunks_exact(len)
+                        .map(|m| WeightRows::from_parts("bench", dtype, m, rows, cols).expect("valid matrix"))
+                        .collect()
+                };
                 let x: Vec<f32> = (0..cols).map(|i| ((i % 17) as f32 - 8.0) * 0.1).collect();
                 let mut y = vec![0.0f32; rows];
+                let mut next = 0;
+                let label = if cold { format!("{rows}x{cols}-cold") } else { format!("{rows}x{cols}") };
                 g.throughput(Throughput::Bytes(len as u64));
-                g.bench_with_input(BenchmarkId::new(format!("{rows}x{cols}"), dtype.name()), &w, |bench, w| {
-                    bench.iter(|| pool.install(|| matvec(w, black_box(&x), &mut y)))
+                g.bench_function(BenchmarkId::new(label, dtype.name()), |bench| {
+                    bench.iter(|| {
+                        // Round-robin over the copies: none is still cached when it comes back.
+                        next = (next + 1) % mats.len();
+                        pool.install(|| matvec(&mats[next], black_box(&x), &mut y))
+                    })
                 });
             }
         }

@@ -128,3 +128,58 @@ fn q4_k() {
 fn q8_k_activations() {
     check_activation_type("q8_k", DType::Q8_K);
 }
+
+#[test]
+fn q2_k() {
+    check_weight_type("q2_k", DType::Q2_K, DOT_LOW_BIT);
+}
+
+#[test]
+fn q3_k() {
+    check_weight_type("q3_k", DType::Q3_K, DOT_LOW_BIT);
+}
+
+#[test]
+fn q5_k() {
+    check_weight_type("q5_k", DType::Q5_K, DOT);
+}
+
+#[test]
+fn q6_k() {
+    check_weight_type("q6_k", DType::Q6_K, DOT);
+}
+
+#[test]
+fn q4_0() {
+    check_weight_type("q4_0", DType::Q4_0, DOT);
+}
+
+#[test]
+fn q4_1() {
+    check_weight_type("q4_1", DType::Q4_1, DOT);
+}
+
+#[test]
+fn q5_0() {
+    check_weight_type("q5_0", DType::Q5_0, DOT);
+}
+
+#[test]
+fn q5_1() {
+    check_weight_type("q5_1", DType::Q5_1, DOT);
+}
+
+#[test]
+fn f16() {
+    check_weight_type("f16", DType::F16, DOT);
+}
+
+#[test]
+fn bf16() {
+    check_weight_type("bf16", DType::BF16, DOT);
+}
+
+#[test]
+fn q8_1_activations() {
+    check_activation_type("q8_1", DType::Q8_1);
+}

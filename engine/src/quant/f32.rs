@@ -26,8 +26,19 @@ impl WeightBlock for BlockF32 {
         out[0] = self.get();
     }
 
+    /// Sixteen independent partial sums, as ggml's SIMD `ggml_vec_dot_f32` keeps: the compiler
+    /// vectorizes it, where one running sum would serialize every addition.
     fn vec_dot(w: &[Self], a: &[Self]) -> f32 {
-        w.iter().zip(a).map(|(x, y)| x.get() * y.get()).sum()
+        const LANES: usize = 16;
+        let mut acc = [0.0f32; LANES];
+        let (wc, wr) = w.split_at(w.len() - w.len() % LANES);
+        for (x, y) in wc.chunks_exact(LANES).zip(a.chunks_exact(LANES)) {
+            for l in 0..LANES {
+                acc[l] += x[l].get() * y[l].get();
+            }
+        }
+        let tail: f32 = wr.iter().zip(&a[wc.len()..]).map(|(x, y)| x.get() * y.get()).sum();
+        acc.iter().sum::<f32>() + tail
     }
 }
 

@@ -31,6 +31,8 @@ mod q8_1;
 mod q8_k;
 mod rows;
 mod simd;
+#[cfg(test)]
+mod testing;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 

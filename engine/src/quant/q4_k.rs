@@ -78,9 +78,7 @@ impl WeightBlock for BlockQ4K {
         match isa {
             // SAFETY: `isa` is only ever a level the CPU was detected to support.
             #[cfg(target_arch = "x86_64")]
-            Isa::Avx512Vnni => unsafe { super::x86::vec_dot_q4_k_vnni(w, a) },
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx2 => unsafe { super::x86::vec_dot_q4_k_avx2(w, a) },
+            Isa::Avx2 | Isa::Avx512Vnni => unsafe { super::x86::vec_dot_q4_k_avx2(w, a) },
             _ => Self::vec_dot(w, a),
         }
     }

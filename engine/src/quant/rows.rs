@@ -130,8 +130,10 @@ impl<'a> WeightRows<'a> {
             return Err(UnsupportedDType { tensor: name.to_owned(), dtype }.into());
         }
         let (block_elems, block_bytes) = with_block!(dtype, B => (B::ELEMS, size_of::<B>()), (1, 1));
-        if n_cols % block_elems != 0 {
-            return Err(layout(format!("rows of {n_cols} are not whole {dtype} blocks of {block_elems}")));
+        // APR-q8 rows are dotted with Q8_0 activations, so they too come in whole 32s.
+        let row_unit = if dtype == DType::AprQ8 { 32 } else { block_elems };
+        if !n_cols.is_multiple_of(row_unit) {
+            return Err(layout(format!("rows of {n_cols} are not whole {dtype} blocks of {row_unit}")));
         }
         let row_bytes = n_cols / block_elems * block_bytes;
         let header = if dtype == DType::AprQ8 { 4 } else { 0 };

@@ -11,16 +11,6 @@ use std::arch::x86_64::*;
 
 use super::{BlockQ4K, BlockQ8_0, BlockQ8K, f16_at, q4_k::scale_min_k4};
 
-/// Σ of the 8 i32 lanes.
-#[inline]
-#[target_feature(enable = "avx2")]
-unsafe fn hsum_i32(v: __m256i) -> i32 {
-    let s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256::<1>(v));
-    let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0b01_00_11_10>(s));
-    let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0b10_11_00_01>(s));
-    _mm_cvtsi128_si32(s)
-}
-
 /// Σ of the 8 f32 lanes.
 #[inline]
 #[target_feature(enable = "avx2")]
@@ -65,39 +55,37 @@ macro_rules! q8_0_kernel {
 q8_0_kernel!(vec_dot_q8_0_avx2, "avx2,fma", dot_u8_i8_avx2);
 q8_0_kernel!(vec_dot_q8_0_vnni, "avx2,fma,avx512f,avx512vl,avx512vnni", dot_u8_i8_vnni);
 
-macro_rules! q4_k_kernel {
-    ($name:ident, $features:literal, $dot:ident) => {
-        #[target_feature(enable = $features)]
-        pub(crate) unsafe fn $name(w: &[BlockQ4K], a: &[BlockQ8K]) -> f32 {
-            let low = _mm256_set1_epi8(0x0F);
-            let mut sum = 0.0f32;
-            for (x, y) in w.iter().zip(a) {
-                let mut acc = _mm256_setzero_si256();
-                let mut summ = 0i32;
-                for c in 0..4 {
-                    let q4 = _mm256_loadu_si256(x.qs.as_ptr().add(32 * c).cast());
-                    let (sc1, m1) = scale_min_k4(2 * c, &x.scales);
-                    let (sc2, m2) = scale_min_k4(2 * c + 1, &x.scales);
-                    let q8_lo = _mm256_loadu_si256(y.qs.as_ptr().add(64 * c).cast());
-                    let q8_hi = _mm256_loadu_si256(y.qs.as_ptr().add(64 * c + 32).cast());
-                    let lo = $dot(_mm256_and_si256(q4, low), q8_lo);
-                    let hi = $dot(_mm256_and_si256(_mm256_srli_epi16::<4>(q4), low), q8_hi);
-                    acc = _mm256_add_epi32(acc, _mm256_mullo_epi32(lo, _mm256_set1_epi32(i32::from(sc1))));
-                    acc = _mm256_add_epi32(acc, _mm256_mullo_epi32(hi, _mm256_set1_epi32(i32::from(sc2))));
-                    summ += i32::from(m1) * (y.bsum(4 * c) + y.bsum(4 * c + 1))
-                        + i32::from(m2) * (y.bsum(4 * c + 2) + y.bsum(4 * c + 3));
-                }
-                let d = f16_at(x.d) * y.d();
-                let dmin = f16_at(x.dmin) * y.d();
-                sum += d * hsum_i32(acc) as f32 - dmin * summ as f32;
-            }
-            sum
+/// Q4_K × Q8_K. Per 32-element sub-block, `maddubs` forms i16 sums of u4·i8 pairs (at most
+/// 2·15·127) and `madd` with the sub-block scale turns them into i32 — no 32-bit multiply.
+/// The mins go through the Q8_K bsums, as in the portable kernel. VNNI does not help here: the
+/// scale multiply needs the i16 stage anyway.
+#[target_feature(enable = "avx2,fma")]
+pub(crate) unsafe fn vec_dot_q4_k_avx2(w: &[BlockQ4K], a: &[BlockQ8K]) -> f32 {
+    let low = _mm256_set1_epi8(0x0F);
+    let mut acc = _mm256_setzero_ps();
+    let mut mins = 0.0f32;
+    for (x, y) in w.iter().zip(a) {
+        let mut sumi = _mm256_setzero_si256();
+        let mut summ = 0i32;
+        for c in 0..4 {
+            let q4 = _mm256_loadu_si256(x.qs.as_ptr().add(32 * c).cast());
+            let (sc1, m1) = scale_min_k4(2 * c, &x.scales);
+            let (sc2, m2) = scale_min_k4(2 * c + 1, &x.scales);
+            let q8_lo = _mm256_loadu_si256(y.qs.as_ptr().add(64 * c).cast());
+            let q8_hi = _mm256_loadu_si256(y.qs.as_ptr().add(64 * c + 32).cast());
+            let lo = _mm256_maddubs_epi16(_mm256_and_si256(q4, low), q8_lo);
+            let hi = _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16::<4>(q4), low), q8_hi);
+            sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(lo, _mm256_set1_epi16(i16::from(sc1))));
+            sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(hi, _mm256_set1_epi16(i16::from(sc2))));
+            summ += i32::from(m1) * (y.bsum(4 * c) + y.bsum(4 * c + 1))
+                + i32::from(m2) * (y.bsum(4 * c + 2) + y.bsum(4 * c + 3));
         }
-    };
+        let d = _mm256_set1_ps(f16_at(x.d) * y.d());
+        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sumi), acc);
+        mins += f16_at(x.dmin) * y.d() * summ as f32;
+    }
+    hsum_f32(acc) - mins
 }
-
-q4_k_kernel!(vec_dot_q4_k_avx2, "avx2,fma", dot_u8_i8_avx2);
-q4_k_kernel!(vec_dot_q4_k_vnni, "avx2,fma,avx512f,avx512vl,avx512vnni", dot_u8_i8_vnni);
 
 #[cfg(test)]
 mod tests {
