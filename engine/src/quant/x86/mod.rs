@@ -1,20 +1,23 @@
-//! x86-64 kernels for the dot products that dominate decode: Q8_0 and Q4_K weights against
-//! Q8_0 / Q8_K activations. Same integer sums as the portable kernels, so results differ from
-//! them only in float summation order (tested with proptest against the portable versions).
+//! x86-64 kernels, one file per weight type, and the shared pieces they use. Each computes the
+//! same integer sums as the type's portable kernel, so results differ only in float summation
+//! order; each is proptested against the portable one.
 //!
 //! The u8 × i8 products use `maddubs` (AVX2) or `dpbusd` (AVX-512 VNNI, on 256-bit registers).
-//! Q8_0 × Q8_0 has two signed operands, so it multiplies |w| by sign(w)·a, as ggml does.
 
 #![allow(unsafe_op_in_unsafe_fn)]
 
 use std::arch::x86_64::*;
 
-use super::{BlockQ4K, BlockQ8_0, BlockQ8K, f16_at, q4_k::scale_min_k4};
+mod q4_k;
+mod q8_0;
+
+pub(crate) use q4_k::vec_dot_q4_k_avx2;
+pub(crate) use q8_0::{vec_dot_q8_0_avx2, vec_dot_q8_0_vnni};
 
 /// Σ of the 8 f32 lanes.
 #[inline]
 #[target_feature(enable = "avx2")]
-unsafe fn hsum_f32(v: __m256) -> f32 {
+pub(crate) unsafe fn hsum_f32(v: __m256) -> f32 {
     let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
     let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
     let s = _mm_add_ss(s, _mm_movehdup_ps(s));
@@ -24,67 +27,14 @@ unsafe fn hsum_f32(v: __m256) -> f32 {
 /// 8 lanes of i32 sums of 4 adjacent u8·i8 products.
 #[inline]
 #[target_feature(enable = "avx2")]
-unsafe fn dot_u8_i8_avx2(u: __m256i, s: __m256i) -> __m256i {
+pub(crate) unsafe fn dot_u8_i8_avx2(u: __m256i, s: __m256i) -> __m256i {
     _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1))
 }
 
 #[inline]
 #[target_feature(enable = "avx2,avx512f,avx512vl,avx512vnni")]
-unsafe fn dot_u8_i8_vnni(u: __m256i, s: __m256i) -> __m256i {
+pub(crate) unsafe fn dot_u8_i8_vnni(u: __m256i, s: __m256i) -> __m256i {
     _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, s)
-}
-
-macro_rules! q8_0_kernel {
-    ($name:ident, $features:literal, $dot:ident) => {
-        #[target_feature(enable = $features)]
-        pub(crate) unsafe fn $name(w: &[BlockQ8_0], a: &[BlockQ8_0]) -> f32 {
-            let mut acc = _mm256_setzero_ps();
-            for (x, y) in w.iter().zip(a) {
-                let qx = _mm256_loadu_si256(x.qs.as_ptr().cast());
-                let qy = _mm256_loadu_si256(y.qs.as_ptr().cast());
-                // |x| · (sign(x) · y): an unsigned × signed product with the same value.
-                let sums = $dot(_mm256_sign_epi8(qx, qx), _mm256_sign_epi8(qy, qx));
-                let d = _mm256_set1_ps(f16_at(x.d) * f16_at(y.d));
-                acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sums), acc);
-            }
-            hsum_f32(acc)
-        }
-    };
-}
-
-q8_0_kernel!(vec_dot_q8_0_avx2, "avx2,fma", dot_u8_i8_avx2);
-q8_0_kernel!(vec_dot_q8_0_vnni, "avx2,fma,avx512f,avx512vl,avx512vnni", dot_u8_i8_vnni);
-
-/// Q4_K × Q8_K. Per 32-element sub-block, `maddubs` forms i16 sums of u4·i8 pairs (at most
-/// 2·15·127) and `madd` with the sub-block scale turns them into i32 — no 32-bit multiply.
-/// The mins go through the Q8_K bsums, as in the portable kernel. VNNI does not help here: the
-/// scale multiply needs the i16 stage anyway.
-#[target_feature(enable = "avx2,fma")]
-pub(crate) unsafe fn vec_dot_q4_k_avx2(w: &[BlockQ4K], a: &[BlockQ8K]) -> f32 {
-    let low = _mm256_set1_epi8(0x0F);
-    let mut acc = _mm256_setzero_ps();
-    let mut mins = 0.0f32;
-    for (x, y) in w.iter().zip(a) {
-        let mut sumi = _mm256_setzero_si256();
-        let mut summ = 0i32;
-        for c in 0..4 {
-            let q4 = _mm256_loadu_si256(x.qs.as_ptr().add(32 * c).cast());
-            let (sc1, m1) = scale_min_k4(2 * c, &x.scales);
-            let (sc2, m2) = scale_min_k4(2 * c + 1, &x.scales);
-            let q8_lo = _mm256_loadu_si256(y.qs.as_ptr().add(64 * c).cast());
-            let q8_hi = _mm256_loadu_si256(y.qs.as_ptr().add(64 * c + 32).cast());
-            let lo = _mm256_maddubs_epi16(_mm256_and_si256(q4, low), q8_lo);
-            let hi = _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16::<4>(q4), low), q8_hi);
-            sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(lo, _mm256_set1_epi16(i16::from(sc1))));
-            sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(hi, _mm256_set1_epi16(i16::from(sc2))));
-            summ += i32::from(m1) * (y.bsum(4 * c) + y.bsum(4 * c + 1))
-                + i32::from(m2) * (y.bsum(4 * c + 2) + y.bsum(4 * c + 3));
-        }
-        let d = _mm256_set1_ps(f16_at(x.d) * y.d());
-        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sumi), acc);
-        mins += f16_at(x.dmin) * y.d() * summ as f32;
-    }
-    hsum_f32(acc) - mins
 }
 
 #[cfg(test)]
@@ -92,7 +42,7 @@ mod tests {
     use proptest::prelude::*;
 
     use super::super::{ActBlock, Isa, WeightBlock};
-    use super::*;
+    use super::super::{BlockQ4K, BlockQ8_0, BlockQ8K, f16_at, q4_k::scale_min_k4};
 
     /// A finite f16 from any bit pattern: zeros, subnormals, extremes included.
     fn f16_bits() -> impl Strategy<Value = [u8; 2]> {
