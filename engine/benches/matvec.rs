@@ -3,7 +3,7 @@
 //!
 //!     cargo bench -p assay-engine --bench matvec
 //!
-//! Groups: `stream` (copy and triad over arrays far larger than the caches), then
+//! Groups: `stream` (read, copy and triad over arrays far larger than the caches), then
 //! `matvec/{threads}t/{rows}x{cols}/{dtype}` for 1 and 2 threads, and `4096x4096-cold`: the same
 //! matvec over enough copies of the matrix that it comes from DRAM. Throughput is weight bytes
 //! per second, the quantity decode speed is bound by.
@@ -61,6 +61,41 @@ fn stream(c: &mut Criterion) {
     let mut out = vec![0.0f32; N];
     let mut g = c.benchmark_group("stream");
     g.sample_size(10).warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(4));
+    // Read only, as a matvec reads its weights: sixteen partial sums so the loop vectorizes.
+    g.throughput(Throughput::Bytes((2 * N * 4) as u64));
+    g.bench_function("read", |bench| {
+        bench.iter(|| {
+            let mut acc = [0.0f32; 16];
+            for chunk in black_box(&a).chunks_exact(16).chain(black_box(&b).chunks_exact(16)) {
+                for (s, &v) in acc.iter_mut().zip(chunk) {
+                    *s += v;
+                }
+            }
+            acc
+        })
+    });
+    // The same on two threads, the way a 2-thread matvec splits its rows.
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().expect("thread pool");
+    g.bench_function("read-2t", |bench| {
+        use rayon::prelude::*;
+        bench.iter(|| {
+            pool.install(|| {
+                [black_box(&a), black_box(&b)]
+                    .par_iter()
+                    .flat_map(|v| v.par_chunks(1 << 20))
+                    .map(|part| {
+                        let mut acc = [0.0f32; 16];
+                        for chunk in part.chunks_exact(16) {
+                            for (s, &v) in acc.iter_mut().zip(chunk) {
+                                *s += v;
+                            }
+                        }
+                        acc.iter().sum::<f32>()
+                    })
+                    .sum::<f32>()
+            })
+        })
+    });
     g.throughput(Throughput::Bytes((2 * N * 4) as u64));
     g.bench_function("copy", |bench| bench.iter(|| out.copy_from_slice(black_box(&a))));
     g.throughput(Throughput::Bytes((3 * N * 4) as u64));

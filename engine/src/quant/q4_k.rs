@@ -29,6 +29,23 @@ pub(crate) fn scale_min_k4(j: usize, q: &[u8; 12]) -> (u8, u8) {
     }
 }
 
+/// All eight scales and mins at once, without branches (ggml's u32-mask unpacking): the same
+/// values as [`scale_min_k4`] for j = 0..8.
+#[inline]
+pub(crate) fn scales_mins_k4(q: &[u8; 12]) -> ([u8; 8], [u8; 8]) {
+    const LOW6: u32 = 0x3f3f_3f3f;
+    const LOW4: u32 = 0x0f0f_0f0f;
+    const LOW2: u32 = 0x0303_0303;
+    let word = |i: usize| u32::from_le_bytes([q[4 * i], q[4 * i + 1], q[4 * i + 2], q[4 * i + 3]]);
+    let (u0, u1, u2) = (word(0), word(1), word(2));
+    let scales_lo = u0 & LOW6;
+    let scales_hi = (u2 & LOW4) | (((u0 >> 6) & LOW2) << 4);
+    let mins_lo = u1 & LOW6;
+    let mins_hi = ((u2 >> 4) & LOW4) | (((u1 >> 6) & LOW2) << 4);
+    let join = |lo: u32, hi: u32| (u64::from(lo) | (u64::from(hi) << 32)).to_le_bytes();
+    (join(scales_lo, scales_hi), join(mins_lo, mins_hi))
+}
+
 impl Block for BlockQ4K {
     const ELEMS: usize = 256;
 }
@@ -80,6 +97,23 @@ impl WeightBlock for BlockQ4K {
             #[cfg(target_arch = "x86_64")]
             Isa::Avx2 | Isa::Avx512Vnni => unsafe { super::x86::vec_dot_q4_k_avx2(w, a) },
             _ => Self::vec_dot(w, a),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #[test]
+        fn branchless_unpacking_equals_the_per_subblock_one(q in prop::array::uniform12(any::<u8>())) {
+            let (scales, mins) = scales_mins_k4(&q);
+            for j in 0..8 {
+                prop_assert_eq!((scales[j], mins[j]), scale_min_k4(j, &q));
+            }
         }
     }
 }
