@@ -7,7 +7,7 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::{Block, BlockQ8_0, WeightBlock, f16_at};
+use super::{Block, BlockQ8_0, Isa, WeightBlock, f16_at};
 
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Pod, Zeroable)]
@@ -48,6 +48,18 @@ impl WeightBlock for BlockAprQ4 {
             sum += sumi as f32 * f16_at(x.d) * f16_at(y.d);
         }
         sum
+    }
+
+    fn vec_dot_isa(isa: Isa, w: &[Self], a: &[Self::Act]) -> f32 {
+        match isa {
+            // SAFETY: `isa` is only ever a level the CPU was detected to support; F16C (on every
+            // AVX2 CPU, but not part of `Isa`) is checked.
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512Vnni if super::x86::has_f16c() => unsafe { super::x86::vec_dot_apr_q4_vnni(w, a) },
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 | Isa::Avx512Vnni if super::x86::has_f16c() => unsafe { super::x86::vec_dot_apr_q4_avx2(w, a) },
+            _ => Self::vec_dot(w, a),
+        }
     }
 }
 

@@ -6,7 +6,7 @@
 //! The writer (golden/tools/apr_write.py) stores scale = max_abs/127 in f32 (1.0 for an all-zero
 //! tensor) and q = clamp(round_half_away(x / scale), −127, 127).
 
-use super::{BlockQ8_0, f16_at};
+use super::{BlockQ8_0, Isa, f16_at};
 
 /// The tensor-wide scale stored little-endian in the tensor's first 4 bytes.
 ///
@@ -40,6 +40,22 @@ pub(crate) fn vec_dot(scale: f32, q: &[i8], a: &[BlockQ8_0]) -> f32 {
         sum += sumi as f32 * f16_at(y.d);
     }
     sum * scale
+}
+
+/// [`vec_dot`] with the fastest instructions `isa` offers (tested against it).
+pub(crate) fn vec_dot_isa(isa: Isa, scale: f32, q: &[i8], a: &[BlockQ8_0]) -> f32 {
+    debug_assert_eq!(q.len(), 32 * a.len(), "APR-q8 row of {} against {} Q8_0 blocks", q.len(), a.len());
+    match isa {
+        // SAFETY: `isa` is only ever a level the CPU was detected to support; F16C (on every AVX2
+        // CPU, but not part of `Isa`) is checked.
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512Vnni if super::x86::has_f16c() => unsafe { super::x86::vec_dot_apr_q8_vnni(scale, q, a) },
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 | Isa::Avx512Vnni if super::x86::has_f16c() => unsafe {
+            super::x86::vec_dot_apr_q8_avx2(scale, q, a)
+        },
+        _ => vec_dot(scale, q, a),
+    }
 }
 
 #[cfg(test)]

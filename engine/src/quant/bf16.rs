@@ -3,7 +3,7 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::{ActBlock, Block, WeightBlock};
+use super::{ActBlock, Block, Isa, WeightBlock};
 
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Pod, Zeroable)]
@@ -49,6 +49,17 @@ impl WeightBlock for BlockBF16 {
             sum += f64::from(x.get() * y.get());
         }
         sum as f32
+    }
+
+    /// On x86-64 with AVX2 and FMA: [`super::x86::vec_dot_bf16_avx2`], an f32-lane sum — not
+    /// bit-identical with this f64 sum (tested against it with a tolerance).
+    fn vec_dot_isa(isa: Isa, w: &[Self], a: &[Self]) -> f32 {
+        match isa {
+            // SAFETY: `isa` is only ever a level the CPU was detected to support.
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 | Isa::Avx512Vnni => unsafe { super::x86::vec_dot_bf16_avx2(w, a) },
+            _ => Self::vec_dot(w, a),
+        }
     }
 }
 

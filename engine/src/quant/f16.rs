@@ -3,7 +3,7 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::{ActBlock, Block, WeightBlock, f16_at};
+use super::{ActBlock, Block, Isa, WeightBlock, f16_at};
 
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Pod, Zeroable)]
@@ -38,6 +38,19 @@ impl WeightBlock for BlockF16 {
             sum += f64::from(x.get() * y.get());
         }
         sum as f32
+    }
+
+    /// On x86-64 with AVX2, F16C and FMA: [`super::x86::vec_dot_f16_avx2`], an f32-lane sum of
+    /// the same exact products — not bit-identical with this f64 sum (tested against it with a
+    /// tolerance).
+    fn vec_dot_isa(isa: Isa, w: &[Self], a: &[Self]) -> f32 {
+        match isa {
+            // SAFETY: `isa` ≥ Avx2 is only ever a level the CPU was detected to support, and F16C
+            // is checked here (every AVX2 CPU has it, but `Isa` does not say so).
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 | Isa::Avx512Vnni if super::x86::has_f16c() => unsafe { super::x86::vec_dot_f16_avx2(w, a) },
+            _ => Self::vec_dot(w, a),
+        }
     }
 }
 

@@ -3,7 +3,7 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::{Block, BlockQ8K, WeightBlock, f16_at};
+use super::{Block, BlockQ8K, Isa, WeightBlock, f16_at};
 
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Pod, Zeroable)]
@@ -81,6 +81,15 @@ impl WeightBlock for BlockQ3K {
             sum += d * sumi as f32;
         }
         sum
+    }
+
+    fn vec_dot_isa(isa: Isa, w: &[Self], a: &[BlockQ8K]) -> f32 {
+        match isa {
+            // SAFETY: `isa` is only ever a level the CPU was detected to support.
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 | Isa::Avx512Vnni => unsafe { super::x86::vec_dot_q3_k_avx2(w, a) },
+            _ => Self::vec_dot(w, a),
+        }
     }
 }
 

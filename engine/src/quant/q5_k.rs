@@ -4,7 +4,7 @@
 use bytemuck::{Pod, Zeroable};
 
 use super::q4_k::scale_min_k4;
-use super::{Block, BlockQ8K, WeightBlock, f16_at};
+use super::{Block, BlockQ8K, Isa, WeightBlock, f16_at};
 
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Pod, Zeroable)]
@@ -67,6 +67,15 @@ impl WeightBlock for BlockQ5K {
             sum += d * sumi as f32 - dmin * summ as f32;
         }
         sum
+    }
+
+    fn vec_dot_isa(isa: Isa, w: &[Self], a: &[BlockQ8K]) -> f32 {
+        match isa {
+            // SAFETY: `isa` is only ever a level the CPU was detected to support.
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 | Isa::Avx512Vnni => unsafe { super::x86::vec_dot_q5_k_avx2(w, a) },
+            _ => Self::vec_dot(w, a),
+        }
     }
 }
 

@@ -188,7 +188,7 @@ impl<'a> WeightRows<'a> {
             B::vec_dot_isa(isa, self.row::<B>(r), a)
         }, {
             let Activations::Q8_0(a) = acts else { panic!("APR-q8 rows take Q8_0 activations") };
-            apr_q8::vec_dot(apr_q8::apr_q8_scale(self.bytes), bytemuck::cast_slice(self.row_bytes(r)), a)
+            apr_q8::vec_dot_isa(isa, apr_q8::apr_q8_scale(self.bytes), bytemuck::cast_slice(self.row_bytes(r)), a)
         })
     }
 }

@@ -8,10 +8,36 @@
 
 use std::arch::x86_64::*;
 
+mod apr_q4;
+mod apr_q8;
+mod bf16;
+mod f16;
+mod nibbles;
+mod q2_k;
+mod q3_k;
+mod q4_0;
+mod q4_1;
 mod q4_k;
+mod q5_0;
+mod q5_1;
+mod q5_k;
+mod q6_k;
 mod q8_0;
 
+pub(crate) use apr_q4::{vec_dot_apr_q4_avx2, vec_dot_apr_q4_vnni};
+pub(crate) use apr_q8::{vec_dot_apr_q8_avx2, vec_dot_apr_q8_vnni};
+pub(crate) use bf16::vec_dot_bf16_avx2;
+pub(crate) use f16::vec_dot_f16_avx2;
+pub(crate) use nibbles::has_f16c;
+pub(crate) use q2_k::vec_dot_q2_k_avx2;
+pub(crate) use q3_k::vec_dot_q3_k_avx2;
+pub(crate) use q4_0::{vec_dot_q4_0_avx2, vec_dot_q4_0_vnni};
+pub(crate) use q4_1::{vec_dot_q4_1_avx2, vec_dot_q4_1_vnni};
 pub(crate) use q4_k::vec_dot_q4_k_avx2;
+pub(crate) use q5_0::{vec_dot_q5_0_avx2, vec_dot_q5_0_vnni};
+pub(crate) use q5_1::{vec_dot_q5_1_avx2, vec_dot_q5_1_vnni};
+pub(crate) use q5_k::vec_dot_q5_k_avx2;
+pub(crate) use q6_k::vec_dot_q6_k_avx2;
 pub(crate) use q8_0::{vec_dot_q8_0_avx2, vec_dot_q8_0_vnni};
 
 /// Σ of the 8 f32 lanes.
