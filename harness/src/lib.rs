@@ -6,6 +6,7 @@ pub mod cli;
 pub mod compare;
 pub mod contracts;
 pub mod exit;
+pub mod golden;
 pub mod inspect;
 mod render;
 pub mod schema;

@@ -153,3 +153,29 @@ fn every_stage_a_contract_lists_is_in_its_captures() {
         }
     }
 }
+
+/// The agreement numbers the tool wrote are what the committed files give, recomputed here with
+/// the harness's own metrics: the manifest cannot drift from the data.
+#[test]
+fn llama_cpp_agreement_in_the_manifests_is_reproducible() {
+    use assay_harness::compare::{compare, compare_logits};
+    use assay_harness::golden::{Manifest, read_stages};
+    let close = |a: f64, b: f64| (a - b).abs() <= 1e-9 + 1e-6 * b.abs();
+    let mut checked = 0;
+    for m in Manifest::load_all(&golden_dir()).unwrap() {
+        for e in &m.models {
+            let Some(peer) = &e.llamacpp else { continue };
+            let logits = &read_stages(&m.path(&peer.logits)).unwrap()["logits"];
+            let golden = &read_stages(&m.path(&e.golden)).unwrap()["result_output"];
+            let n_vocab = golden.shape[1];
+            let l = compare_logits(&logits.values, &golden.values, n_vocab).unwrap();
+            let d = compare(&logits.values, &golden.values).unwrap();
+            let a = &peer.agreement;
+            assert!(close(l.kl_max, a.kl_max) && close(l.kl_mean, a.kl_mean), "{}: {l:?} vs {a:?}", e.file);
+            assert_eq!(l.top1_agreement, a.top1_agreement, "{}", e.file);
+            assert!(close(d.max_abs, a.max_abs), "{}: {} vs {}", e.file, d.max_abs, a.max_abs);
+            checked += 1;
+        }
+    }
+    assert!(checked >= 30, "{checked} GGUF files with llama.cpp logits");
+}
