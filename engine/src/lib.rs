@@ -10,6 +10,7 @@ pub mod dtype;
 pub mod error;
 pub mod format;
 pub mod model;
+pub mod ops;
 pub mod quant;
 
 pub use dtype::DType;
