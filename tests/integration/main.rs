@@ -3,3 +3,4 @@
 
 mod contracts;
 mod golden;
+mod ops;

@@ -16,7 +16,9 @@ impl Attention {
         assert!(hkv > 0 && h.is_multiple_of(hkv), "attention: {h} heads over {hkv} kv heads");
         let n_tokens = q.len() / (h * d);
         let n_kv = k.len() / (hkv * d);
-        assert!(n_kv >= n_tokens && v.len() == k.len() && soft_max.len() == h * n_tokens * n_kv && out.len() == q.len());
+        assert!(
+            n_kv >= n_tokens && v.len() == k.len() && soft_max.len() == h * n_tokens * n_kv && out.len() == q.len()
+        );
         let scale = 1.0 / (d as f64).sqrt();
         let group = h / hkv;
         for head in 0..h {

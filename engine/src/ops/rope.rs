@@ -6,7 +6,11 @@ use super::RopeStyle;
 /// Rotates `x` in place. `positions[t]` is token t's position; θ_i = pos · base^(−2i/n_rot).
 pub fn rope(x: &mut [f32], head_dim: usize, positions: &[u32], n_rot: usize, base: f64, style: RopeStyle) {
     assert!(n_rot <= head_dim && n_rot.is_multiple_of(2), "rope: n_rot {n_rot} of head_dim {head_dim}");
-    assert!(x.len().is_multiple_of(head_dim) && !positions.is_empty() && (x.len() / head_dim).is_multiple_of(positions.len()));
+    assert!(
+        x.len().is_multiple_of(head_dim)
+            && !positions.is_empty()
+            && (x.len() / head_dim).is_multiple_of(positions.len())
+    );
     let per_token = x.len() / positions.len();
     let half = n_rot / 2;
     for (row, &pos) in x.chunks_exact_mut(per_token).zip(positions) {
