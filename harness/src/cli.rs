@@ -35,6 +35,16 @@ pub struct ContractSet {
     pub contracts_dir: Option<PathBuf>,
 }
 
+impl ContractSet {
+    /// The contracts of `--contracts-dir`, or the embedded ones.
+    pub fn load(&self) -> anyhow::Result<Vec<assay_engine::contract::Contract>> {
+        match &self.contracts_dir {
+            Some(dir) => crate::contracts::load_dir(dir),
+            None => crate::contracts::embedded(),
+        }
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct InspectArgs {
     /// A GGUF or APR file, a .safetensors file, a model.safetensors.index.json, or a directory

@@ -80,10 +80,7 @@ pub fn inspection<'a>(model: &'a Model, contract: Option<&Contract>) -> Inspecti
 }
 
 pub fn run(args: &InspectArgs, out: &mut impl Write) -> Result<Outcome> {
-    let set = match &args.contracts.contracts_dir {
-        Some(dir) => contracts::load_dir(dir)?,
-        None => contracts::embedded()?,
-    };
+    let set = args.contracts.load()?;
     let model = Model::open(&args.model)?;
     let report = inspection(&model, contracts::for_model(&set, &model));
     if args.json {

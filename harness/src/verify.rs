@@ -61,10 +61,7 @@ pub struct Report {
 }
 
 pub fn run(args: &VerifyArgs, out: &mut impl Write) -> Result<Outcome> {
-    let set = match &args.contracts.contracts_dir {
-        Some(dir) => contracts::load_dir(dir)?,
-        None => contracts::embedded()?,
-    };
+    let set = args.contracts.load()?;
     let explicit = args.contract.as_deref().map(|c| contracts::resolve(c, &set)).transpose()?;
     let models = if args.model.is_empty() { discover(&args.golden)? } else { args.model.clone() };
 
@@ -169,14 +166,14 @@ pub fn discover(dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(found)
 }
 
+/// The format of a file from its first bytes, as the engine sniffs it.
 fn sniff_file(path: &Path) -> Option<Format> {
     use std::io::Read;
-    let mut head = [0u8; 4];
-    std::fs::File::open(path).ok()?.read_exact(&mut head).ok()?;
-    match &head {
-        b"GGUF" => Some(Format::Gguf),
-        b"APR\0" => Some(Format::Apr),
-        _ => None,
+    let mut head = Vec::with_capacity(16);
+    std::fs::File::open(path).ok()?.take(16).read_to_end(&mut head).ok()?;
+    match assay_engine::format::sniff(&head)? {
+        assay_engine::format::Sniffed::Model(f) => Some(f),
+        assay_engine::format::Sniffed::SafeTensorsIndex => None,
     }
 }
 
