@@ -209,6 +209,8 @@ def capture(model, arch, ids):
     one = run(model, arch, ids)
     steps = run_kv(model, arch, ids)
     dev = kv_deviation(one, steps)
+    # The same function two ways: anything beyond float64 rounding is a bug in the capture.
+    assert dev < 1e-9, f"KV-cache run differs from the one-pass run by {dev}"
     tensors = {k: (v.astype(np.int32) if v.dtype.kind == "i" else v.astype(np.float32)) for k, v in one.items()}
     n_layer = sum(1 for k in one if k.startswith("l_out-"))
     for i in range(n_layer):
