@@ -12,6 +12,7 @@ pub mod format;
 pub mod model;
 pub mod ops;
 pub mod quant;
+pub mod trace;
 
 pub use dtype::DType;
 pub use error::{FormatError, FormatErrorKind};

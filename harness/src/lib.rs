@@ -2,6 +2,7 @@
 //! renderings. The engine does the reading and binding; this crate decides what to check,
 //! what to print and how the process exits.
 
+pub mod atomic;
 pub mod cli;
 pub mod compare;
 pub mod contracts;
