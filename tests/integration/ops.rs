@@ -102,3 +102,26 @@ fn gpt2_layer_norm_and_gelu() {
     let act: Vec<f32> = s["ffn_up-0"].values.iter().map(|&u| gelu_tanh(u)).collect();
     assert_matches(&act, &s["ffn_act-0"], "ffn_act-0");
 }
+
+#[test]
+fn attention_through_the_kv_cache_equals_the_one_pass_attention() {
+    use assay_engine::ops::kv_cache::KvCache;
+    let (_, s) = golden("llama");
+    let (q, k, v) = (&s["Qcur_rope-0"].values, &s["Kcur_rope-0"].values, &s["Vcur-0"].values);
+    let n = s["Qcur-0"].shape[0];
+    let (qrow, kvrow) = (256, 64);
+    let att = Attention { n_head: 8, n_head_kv: 2, head_dim: 32 };
+    let mut cache = KvCache::new(1, n, 2, 32);
+    let mut out = Vec::new();
+    // A 16-token prefill, then one token at a time, as the golden KV run does.
+    for (start, end) in std::iter::once((0, 16)).chain((16..n).map(|t| (t, t + 1))) {
+        cache.append(0, &k[start * kvrow..end * kvrow], &v[start * kvrow..end * kvrow]).unwrap();
+        let (kc, vc) = cache.get(0);
+        let mut sm = vec![0.0f32; 8 * (end - start) * end];
+        let mut o = vec![0.0f32; (end - start) * qrow];
+        att.forward(&q[start * qrow..end * qrow], kc, vc, &mut sm, &mut o);
+        out.extend(o);
+    }
+    assert_matches(&out, &s["kqv_out-0"], "kqv_out-0 through the KV cache");
+    assert!(cache.append(0, &k[..kvrow], &v[..kvrow]).is_err(), "n_ctx = 24 is full");
+}

@@ -7,6 +7,7 @@
 
 pub mod activation;
 pub mod attention;
+pub mod kv_cache;
 pub mod norm;
 pub mod rope;
 
