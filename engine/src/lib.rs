@@ -5,7 +5,9 @@
 //!   a model (hyperparameters and tensor roles);
 //! - [`dtype`]: element types and their block geometry.
 
+pub mod backend;
 pub mod contract;
+pub mod decoder;
 pub mod dtype;
 pub mod error;
 pub mod format;

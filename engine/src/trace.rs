@@ -58,7 +58,13 @@ impl Probe for Capture {
                 r.shape[0] += shape[0];
                 r.values.extend_from_slice(data);
             }
-            Some(r) => panic!("stage {name} recorded as {shape:?} after {:?}", r.shape),
+            // A shape that cannot extend the first (a decode step's attention weights, which
+            // grow with the context): kept beside it as `name#2`, `name#3`, … as llama.cpp's
+            // eval-callback dumps name repeated nodes.
+            Some(_) => {
+                let n = (2..).find(|k| !self.stages.contains_key(&format!("{name}#{k}"))).expect("a free suffix");
+                self.stages.insert(format!("{name}#{n}"), Recorded { shape: shape.to_vec(), values: data.to_vec() });
+            }
             None => {
                 self.stages.insert(name, Recorded { shape: shape.to_vec(), values: data.to_vec() });
             }
@@ -102,6 +108,12 @@ mod tests {
         let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
         assert_eq!(st.tensor("l_out-0").unwrap().shape(), [3, 3]);
         assert_eq!(st.tensor("result_norm").unwrap().shape(), [1, 1]);
+        // Shapes that cannot be appended are kept beside the first, numbered.
+        c.record("kq_soft_max", Some(0), &[2, 2, 2], &[0.0; 8]);
+        c.record("kq_soft_max", Some(0), &[2, 1, 3], &[0.0; 6]);
+        c.record("kq_soft_max", Some(0), &[2, 1, 4], &[0.0; 8]);
+        assert_eq!(c.stages["kq_soft_max-0#2"].shape, [2, 1, 3]);
+        assert_eq!(c.stages["kq_soft_max-0#3"].shape, [2, 1, 4]);
     }
 
     #[test]

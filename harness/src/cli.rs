@@ -69,9 +69,23 @@ pub struct VerifyArgs {
     /// Directory searched for model files when no --model is given.
     #[arg(long, env = "ASSAY_GOLDEN", value_name = "DIR", default_value = "golden")]
     pub golden: PathBuf,
+    /// How deep to check: `static` binds each file to its contract; `numeric` also runs the
+    /// forward pass on each backend and compares every stage with the golden.
+    #[arg(long, value_enum, default_value_t = Level::Numeric)]
+    pub level: Level,
+    /// Backends to run on (comma-separated or repeated): reference, cpu, or all available.
+    #[arg(long, value_delimiter = ',', default_value = "all")]
+    pub backend: Vec<String>,
     /// Print JSON instead of tables.
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]
     pub contracts: ContractSet,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Level {
+    Static,
+    Numeric,
 }

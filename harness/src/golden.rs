@@ -14,11 +14,19 @@ pub struct Manifest {
     pub arch: String,
     pub contract: String,
     pub token_ids: Vec<u32>,
+    /// The golden's second run: the prompt as a prefill plus single-token decode steps.
+    pub kv_run: KvRun,
     pub models: Vec<ModelEntry>,
     pub files: BTreeMap<String, FileEntry>,
     /// The directory the manifest was read from; paths in it are relative to this.
     #[serde(skip)]
     pub dir: PathBuf,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize)]
+pub struct KvRun {
+    pub prefill: usize,
+    pub decode_steps: usize,
 }
 
 #[derive(Debug, Deserialize)]

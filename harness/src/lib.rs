@@ -8,6 +8,7 @@ pub mod compare;
 pub mod contracts;
 pub mod exit;
 pub mod golden;
+pub mod numeric;
 pub mod inspect;
 mod render;
 pub mod schema;

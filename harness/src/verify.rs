@@ -1,19 +1,26 @@
-//! `harness verify`, static level: every model against its contract, before any multiply.
+//! `harness verify`: every model against its contract — statically (names, shapes, dtypes,
+//! hyperparameters), then numerically on each backend against its golden (see [`crate::numeric`]).
 
 use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Result, bail};
+use assay_engine::backend::HOST_BACKENDS;
 use assay_engine::contract::bind::TensorStatus;
 use assay_engine::contract::{Binding, Contract, bind};
 use assay_engine::{Format, Model};
 use serde::Serialize;
 
-use crate::cli::VerifyArgs;
+use crate::cli::{Level, VerifyArgs};
 use crate::contracts;
 use crate::exit::Outcome;
+use crate::golden::{Manifest, read_stages};
+use crate::numeric::{self, BackendRun, Golden, Invariant, RunStatus, Tokens};
 use crate::render::{dims, table};
+
+/// Backends this build knows but cannot run here (exit 3 when asked for).
+const DEVICE_BACKENDS: &[&str] = &["cuda", "wgpu"];
 
 /// How one model fared.
 #[derive(Debug, Serialize)]
@@ -37,15 +44,25 @@ pub struct ModelResult {
     /// Why it could not be checked (unreadable file, no contract).
     pub error: Option<String>,
     pub binding: Option<Binding>,
+    /// The golden capture this file was compared with (numeric level).
+    pub golden: Option<String>,
+    /// One run per backend (numeric level).
+    pub numeric: Vec<BackendRun>,
 }
 
 impl ModelResult {
     fn outcome(&self) -> Outcome {
-        match self.status {
+        let runs = self.numeric.iter().map(|r| match r.status {
+            RunStatus::Pass => Outcome::Pass,
+            RunStatus::Fail => Outcome::Violation,
+            RunStatus::Unsupported => Outcome::Unavailable,
+        });
+        let own = match self.status {
             Status::Pass => Outcome::Pass,
             Status::Fail => Outcome::Violation,
             Status::Error => Outcome::BadInput,
-        }
+        };
+        runs.fold(own, Outcome::max)
     }
 }
 
@@ -53,7 +70,8 @@ impl ModelResult {
 #[derive(Debug, Serialize)]
 pub struct Report {
     pub schema: &'static str,
-    pub level: &'static str,
+    pub level: Level,
+    pub backends: Vec<String>,
     pub contracts: Vec<String>,
     pub results: Vec<ModelResult>,
     pub passed: usize,
@@ -63,14 +81,48 @@ pub struct Report {
 pub fn run(args: &VerifyArgs, out: &mut impl Write) -> Result<Outcome> {
     let set = args.contracts.load()?;
     let explicit = args.contract.as_deref().map(|c| contracts::resolve(c, &set)).transpose()?;
+    let backends = match args.level {
+        Level::Static => Vec::new(),
+        Level::Numeric => match backends(&args.backend) {
+            Ok(b) => b,
+            Err(BackendChoice::Unavailable(message)) => {
+                eprintln!("error: {message}");
+                return Ok(Outcome::Unavailable);
+            }
+            Err(BackendChoice::Unknown(message)) => bail!(message),
+        },
+    };
     let models = if args.model.is_empty() { discover(&args.golden)? } else { args.model.clone() };
-
-    let results: Vec<ModelResult> = models.iter().map(|m| check(m, explicit.as_ref(), &set)).collect();
-    let passed = results.iter().filter(|r| matches!(r.status, Status::Pass)).count();
+    let manifests = if args.golden.is_dir() { Manifest::load_all(&args.golden)? } else { Vec::new() };
+    let mut results: Vec<ModelResult> = Vec::new();
+    for path in &models {
+        let (mut result, opened) = check(path, explicit.as_ref(), &set);
+        if let Some((model, contract)) = opened.filter(|_| matches!(result.status, Status::Pass))
+            && let Some(binding) = &result.binding
+        {
+            let fixture = find_fixture(&manifests, path);
+            let (golden, tokens) = match fixture {
+                Some((m, e)) => {
+                    result.golden = Some(m.path(&e.golden).display().to_string());
+                    (Some(load_golden(m, e)?), Tokens { ids: m.token_ids.clone(), prefill: m.kv_run.prefill })
+                }
+                None => (None, default_tokens(binding)),
+            };
+            for b in &backends {
+                let run = numeric::run_named(b, contract, binding, &model, golden.as_ref(), &tokens, &[])
+                    .expect("backends() only returns runnable backends");
+                result.numeric.push(run);
+            }
+        }
+        results.push(result);
+    }
+    format_parity(&models, &manifests, &mut results);
+    let passed = results.iter().filter(|r| r.outcome() == Outcome::Pass).count();
     let outcome = results.iter().map(ModelResult::outcome).max().unwrap_or(Outcome::Pass);
     let report = Report {
-        schema: "assay.verify/1",
-        level: "static",
+        schema: "assay.verify/2",
+        level: args.level,
+        backends: backends.iter().map(|b| b.to_string()).collect(),
         contracts: match &explicit {
             Some(c) => vec![c.name().to_owned()],
             None => set.iter().map(|c| c.name().to_owned()).collect(),
@@ -88,8 +140,128 @@ pub fn run(args: &VerifyArgs, out: &mut impl Write) -> Result<Outcome> {
     Ok(outcome)
 }
 
-/// Checks one model: open it, choose its contract, bind.
-pub fn check(path: &Path, explicit: Option<&Contract>, set: &[Contract]) -> ModelResult {
+enum BackendChoice {
+    /// Known, but not runnable here (exit 3).
+    Unavailable(String),
+    /// Not a backend at all (exit 2).
+    Unknown(String),
+}
+
+/// The requested backends, in a fixed order, without repeats.
+fn backends(requested: &[String]) -> Result<Vec<&'static str>, BackendChoice> {
+    let mut out: Vec<&'static str> = Vec::new();
+    for r in requested {
+        let r = r.trim();
+        if r == "all" {
+            out.extend(HOST_BACKENDS);
+        } else if let Some(&b) = HOST_BACKENDS.iter().find(|&&b| b == r) {
+            out.push(b);
+        } else if DEVICE_BACKENDS.contains(&r) {
+            return Err(BackendChoice::Unavailable(format!(
+                "backend `{r}` is not available in this build on this machine (available: {})",
+                HOST_BACKENDS.join(", ")
+            )));
+        } else {
+            return Err(BackendChoice::Unknown(format!(
+                "unknown backend `{r}`: expected all, {}, {}",
+                HOST_BACKENDS.join(", "),
+                DEVICE_BACKENDS.join(", ")
+            )));
+        }
+    }
+    out.sort_by_key(|b| HOST_BACKENDS.iter().position(|h| h == b));
+    out.dedup();
+    Ok(out)
+}
+
+/// The manifest entry describing the model at `path`, if it is a golden fixture.
+fn find_fixture<'a>(manifests: &'a [Manifest], path: &Path) -> Option<(&'a Manifest, &'a crate::golden::ModelEntry)> {
+    let canon = |p: &Path| std::fs::canonicalize(p).ok();
+    let target = canon(path)?;
+    manifests.iter().find_map(|m| {
+        m.models.iter().find_map(|e| {
+            let file = canon(&m.path(&e.file))?;
+            // An HF checkpoint is listed as its directory; the model may be named by a file in it.
+            let hit = file == target || (file.is_dir() && target.parent() == Some(file.as_path()));
+            hit.then_some((m, e))
+        })
+    })
+}
+
+fn load_golden(m: &Manifest, e: &crate::golden::ModelEntry) -> Result<Golden> {
+    let stages = read_stages(&m.path(&e.golden))?;
+    let llamacpp = match &e.llamacpp {
+        Some(l) => {
+            let mut st = read_stages(&m.path(&l.logits))?;
+            Some(st.remove("logits").ok_or_else(|| anyhow::anyhow!("{}: no `logits` tensor", l.logits))?)
+        }
+        None => None,
+    };
+    Ok(Golden { stages, llamacpp })
+}
+
+/// Tokens for a model without a golden: a fixed spread over the vocabulary, 16 + 8.
+fn default_tokens(binding: &Binding) -> Tokens {
+    let n_vocab = match binding.hparam("n_vocab") {
+        Some(assay_engine::contract::expr::Num::Int(n)) if n > 0 => n as u64,
+        _ => 1,
+    };
+    Tokens { ids: (0..24u64).map(|i| ((i * 7919 + 1) % n_vocab) as u32).collect(), prefill: 16 }
+}
+
+/// Files of one manifest that share a golden hold the same weights in different formats (or
+/// converters): on each backend their logits must agree within both files' tolerances.
+fn format_parity(models: &[PathBuf], manifests: &[Manifest], results: &mut [ModelResult]) {
+    let keys: Vec<Option<String>> = models
+        .iter()
+        .zip(results.iter())
+        .map(|(p, r)| find_fixture(manifests, p).map(|(m, e)| format!("{}|{}", m.dir.display(), e.golden)).filter(|_| !r.numeric.is_empty()))
+        .collect();
+    for i in 0..results.len() {
+        let Some(key) = &keys[i] else { continue };
+        // Compare with the first file of the group.
+        let Some(j) = (0..results.len()).find(|&j| keys[j].as_ref() == Some(key)) else { continue };
+        if j == i {
+            continue;
+        }
+        let (first, me) = if j < i {
+            let (a, b) = results.split_at_mut(i);
+            (&a[j], &mut b[0])
+        } else {
+            continue;
+        };
+        for run in &mut me.numeric {
+            let Some(other) = first.numeric.iter().find(|o| o.backend == run.backend) else { continue };
+            let bound = match (run.tolerance, other.tolerance) {
+                // Each within nmse of the golden ⇒ within (√a + √b)² of each other.
+                (Some(a), Some(b)) => (a.nmse.sqrt() + b.nmse.sqrt()).powi(2),
+                _ => continue,
+            };
+            let m = crate::compare::compare(&run.output, &other.output).ok();
+            let pass = m.as_ref().is_some_and(|m| m.first_non_finite.is_none() && m.nmse <= bound);
+            run.invariants.push(Invariant {
+                id: "FORMAT-PARITY",
+                claim: "the same weights in another file give the same logits",
+                pass,
+                detail: match m {
+                    Some(m) => format!("vs {}: NMSE {:.2e} (bound {bound:.1e})", first.model, m.nmse),
+                    None => format!("vs {}: logit counts differ", first.model),
+                },
+            });
+            if !pass {
+                run.status = RunStatus::Fail;
+            }
+        }
+    }
+}
+
+/// Checks one model: open it, choose its contract, bind. Hands back the opened model and its
+/// contract for the numeric level.
+pub fn check<'c>(
+    path: &Path,
+    explicit: Option<&'c Contract>,
+    set: &'c [Contract],
+) -> (ModelResult, Option<(Model, &'c Contract)>) {
     let mut result = ModelResult {
         model: path.display().to_string(),
         format: None,
@@ -99,12 +271,14 @@ pub fn check(path: &Path, explicit: Option<&Contract>, set: &[Contract]) -> Mode
         status: Status::Error,
         error: None,
         binding: None,
+        golden: None,
+        numeric: Vec::new(),
     };
     let model = match Model::open(path) {
         Ok(m) => m,
         Err(e) => {
             result.error = Some(e.to_string());
-            return result;
+            return (result, None);
         }
     };
     result.format = Some(model.format);
@@ -118,14 +292,14 @@ pub fn check(path: &Path, explicit: Option<&Contract>, set: &[Contract]) -> Mode
             model.architecture,
             known.join(", ")
         ));
-        return result;
+        return (result, None);
     };
     let binding = bind(contract, &model);
     result.status = if binding.passed() { Status::Pass } else { Status::Fail };
     result.contract = Some(contract.name().to_owned());
     result.contract_source = Some(contract.source.clone());
     result.binding = Some(binding);
-    result
+    (result, Some((model, contract)))
 }
 
 /// Model files under `dir`: GGUF and APR files by their magic, and SafeTensors checkpoints (an

@@ -194,6 +194,27 @@ impl Binding {
         self.hparams.iter().find(|h| h.name == name).and_then(|h| h.value)
     }
 
+    /// The model's weight dtype: the dtype holding most elements of its matrices (ties go to
+    /// the first met). `None` when no matrix was found.
+    pub fn weight_dtype(&self) -> Option<DType> {
+        let mut totals: Vec<(DType, u64)> = Vec::new();
+        for t in &self.tensors {
+            let (Some(dtype), Some(shape)) = (t.dtype, &t.found_shape) else { continue };
+            if shape.len() < 2 {
+                continue;
+            }
+            let n: u64 = shape.iter().product();
+            match totals.iter_mut().find(|(d, _)| *d == dtype) {
+                Some((_, total)) => *total += n,
+                None => totals.push((dtype, n)),
+            }
+        }
+        totals.into_iter().fold(None, |best: Option<(DType, u64)>, (d, n)| match best {
+            Some((_, m)) if m >= n => best,
+            _ => Some((d, n)),
+        }).map(|(d, _)| d)
+    }
+
     pub fn passed(&self) -> bool {
         self.violations.is_empty()
     }

@@ -89,6 +89,14 @@ impl Contract {
         self.roles.iter().find(|r| r.role == role)
     }
 
+    /// The tolerance for `backend` on models of weight dtype `dtype`: the dtype's own entry, else
+    /// the backend's `default`.
+    pub fn tolerance(&self, backend: &str, dtype: DType) -> Option<schema::Tolerance> {
+        let by_dtype = self.doc.tolerances.iter().find(|(b, _)| b.value == backend)?.1;
+        let find = |key: &str| by_dtype.iter().find(|(d, _)| d.value == key).map(|(_, t)| *t);
+        find(dtype.name()).or_else(|| find("default"))
+    }
+
     /// Whether this contract claims `architecture` for files of `format`.
     pub fn claims(&self, format: crate::model::Format, architecture: &str) -> bool {
         let names = &self.doc.architectures;

@@ -39,6 +39,25 @@ pub struct ContractDoc {
     pub forward: Located<Forward>,
     /// The trace stages of the forward pass, with llama.cpp's graph names, in order.
     pub stages: Vec<Located<String>>,
+    /// Numeric tolerances against the golden, per backend (`reference`, `cpu`, `cuda`, `wgpu`)
+    /// and weight dtype (a dtype name such as `q4_K`, or `default` for any other). A model's
+    /// weight dtype is the dtype holding most of its matrix elements.
+    #[serde(default)]
+    pub tolerances: IndexMap<Located<String>, IndexMap<Located<String>, Tolerance>>,
+}
+
+/// How far a backend's forward may be from the golden on one weight dtype. Set from measured
+/// worst cases (about 10× them), never loosened to hide a failure.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize, JsonSchema, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tolerance {
+    /// Largest NMSE (Σ(a−b)²/Σb²) of any traced stage against the golden capture.
+    pub nmse: f64,
+    /// Largest per-token KL(golden ‖ computed) of the logits, in nats.
+    pub logits_kl: f64,
+    /// Largest per-token KL(llama.cpp ‖ computed) of the logits, for files llama.cpp ran.
+    #[serde(default)]
+    pub llamacpp_kl: Option<f64>,
 }
 
 /// Architecture names per format.

@@ -231,6 +231,7 @@ pub(super) fn validate(doc: ContractDoc, source: &str) -> Result<Contract, Contr
 
     forward_agrees_with_roles(&doc, &declared, &hparam_types, &mut errors);
     check_stages(&doc, &mut errors);
+    check_tolerances(&doc, &mut errors);
 
     if errors.list.is_empty() {
         Ok(Contract { doc, source: source.to_owned(), hparams, roles })
@@ -421,6 +422,32 @@ fn check_stages(doc: &ContractDoc, errors: &mut Errors) {
     for stage in ["inp_embd", "attn_norm", "kqv_out", "l_out", "result_norm", "result_output"] {
         if !seen.contains(stage) {
             errors.at(&doc.forward, format!("stages must list `{stage}` (every decoder has it)"));
+        }
+    }
+}
+
+/// Backends a tolerance may be declared for.
+pub const TOLERANCE_BACKENDS: &[&str] = &["reference", "cpu", "cuda", "wgpu"];
+
+fn check_tolerances(doc: &ContractDoc, errors: &mut Errors) {
+    for (backend, by_dtype) in &doc.tolerances {
+        if !TOLERANCE_BACKENDS.contains(&backend.value.as_str()) {
+            errors.at(backend, format!("unknown backend `{}`: expected one of {}", backend.value, TOLERANCE_BACKENDS.join(", ")));
+        }
+        for (dtype, tol) in by_dtype {
+            if dtype.value != "default"
+                && let Err(e) = dtype.value.parse::<DType>()
+            {
+                errors.at(dtype, format!("{e} (or `default`)"));
+            }
+            let bounds = [("nmse", Some(tol.nmse)), ("logits_kl", Some(tol.logits_kl)), ("llamacpp_kl", tol.llamacpp_kl)];
+            for (name, v) in bounds {
+                if let Some(v) = v
+                    && !(v.is_finite() && v >= 0.0)
+                {
+                    errors.at(dtype, format!("tolerance `{name}` = {v} must be a finite number ≥ 0"));
+                }
+            }
         }
     }
 }

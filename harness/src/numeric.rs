@@ -1,0 +1,358 @@
+//! `harness verify`, numeric level: run a model's forward pass on a backend, compare every traced
+//! stage with the golden capture, the logits with the golden and with llama.cpp, and check the
+//! invariants every run must keep.
+
+use std::collections::BTreeMap;
+
+use assay_engine::backend::cpu::Cpu;
+use assay_engine::backend::reference::Reference;
+use assay_engine::backend::{Backend, BackendError};
+use assay_engine::contract::schema::{RopeStyle, Tolerance};
+use assay_engine::contract::{Binding, Contract};
+use assay_engine::decoder::{Decoder, DecoderError, Mutation};
+use assay_engine::trace::{Capture, Off};
+use assay_engine::{DType, Model};
+use serde::Serialize;
+
+use crate::compare::{compare, compare_logits};
+use crate::golden::Stage;
+
+/// What a model is run on and compared with.
+pub struct Golden {
+    /// The transformers capture on this file's (dequantized) weights.
+    pub stages: BTreeMap<String, Stage>,
+    /// llama.cpp's logits for this file, `[tokens, n_vocab]`.
+    pub llamacpp: Option<Stage>,
+}
+
+/// The token run: a prompt in one pass, and the same prompt as a prefill plus decode steps.
+#[derive(Clone, Debug)]
+pub struct Tokens {
+    pub ids: Vec<u32>,
+    pub prefill: usize,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    Pass,
+    Fail,
+    /// The backend cannot run an op this model needs.
+    Unsupported,
+}
+
+/// One stage against the golden.
+#[derive(Clone, Debug, Serialize)]
+pub struct StageCheck {
+    pub stage: String,
+    pub shape: Vec<usize>,
+    /// Index of the first NaN/Inf the backend produced here.
+    pub first_non_finite: Option<usize>,
+    pub nmse: f64,
+    pub max_abs: f64,
+    pub cosine: f64,
+    pub pass: bool,
+}
+
+/// Logits against a reference.
+#[derive(Clone, Debug, Serialize)]
+pub struct LogitCheck {
+    /// `golden` (transformers) or `llama.cpp`.
+    pub against: &'static str,
+    pub kl_max: f64,
+    pub kl_mean: f64,
+    pub top1_agreement: f64,
+    /// The KL bound from the contract; `None`: reported, not judged.
+    pub kl_bound: Option<f64>,
+    pub pass: bool,
+}
+
+/// An invariant every run keeps.
+#[derive(Clone, Debug, Serialize)]
+pub struct Invariant {
+    pub id: &'static str,
+    pub claim: &'static str,
+    pub pass: bool,
+    pub detail: String,
+}
+
+/// One model on one backend.
+#[derive(Clone, Debug, Serialize)]
+pub struct BackendRun {
+    pub backend: &'static str,
+    pub weight_dtype: Option<DType>,
+    pub tolerance: Option<Tolerance>,
+    pub status: RunStatus,
+    /// Why the run could not be judged (no tolerance, decoder error, unsupported op).
+    pub error: Option<String>,
+    /// The one-pass prompt, in forward order.
+    pub stages: Vec<StageCheck>,
+    /// The prefill + decode run against the golden's KV run.
+    pub kv_stages: Vec<StageCheck>,
+    /// The first stage that produced a NaN or Inf.
+    pub first_non_finite: Option<String>,
+    /// The first stage (in forward order) over the tolerance.
+    pub first_divergence: Option<StageCheck>,
+    pub logits: Vec<LogitCheck>,
+    pub invariants: Vec<Invariant>,
+    /// The one-pass logits, for format parity across files with the same weights.
+    #[serde(skip)]
+    pub output: Vec<f32>,
+}
+
+impl BackendRun {
+    fn new(backend: &'static str, binding: &Binding, contract: &Contract) -> Self {
+        let weight_dtype = binding.weight_dtype();
+        Self {
+            backend,
+            weight_dtype,
+            tolerance: weight_dtype.and_then(|d| contract.tolerance(backend, d)),
+            status: RunStatus::Fail,
+            error: None,
+            stages: Vec::new(),
+            kv_stages: Vec::new(),
+            first_non_finite: None,
+            first_divergence: None,
+            logits: Vec::new(),
+            invariants: Vec::new(),
+            output: Vec::new(),
+        }
+    }
+
+    /// The worst stage NMSE of the one-pass run.
+    pub fn worst(&self) -> Option<&StageCheck> {
+        self.stages.iter().filter(|s| s.first_non_finite.is_none()).max_by(|a, b| a.nmse.total_cmp(&b.nmse))
+    }
+}
+
+/// Runs on the backend called `name` (`reference`, `cpu`); `None` for a name this build lacks.
+pub fn run_named(
+    name: &str,
+    contract: &Contract,
+    binding: &Binding,
+    model: &Model,
+    golden: Option<&Golden>,
+    tokens: &Tokens,
+    mutations: &[Mutation],
+) -> Option<BackendRun> {
+    match name {
+        "reference" => Some(run(Reference, contract, binding, model, golden, tokens, mutations)),
+        "cpu" => Some(run(Cpu, contract, binding, model, golden, tokens, mutations)),
+        _ => None,
+    }
+}
+
+/// Runs `model` on `backend` and judges it.
+pub fn run<B: Backend>(
+    backend: B,
+    contract: &Contract,
+    binding: &Binding,
+    model: &Model,
+    golden: Option<&Golden>,
+    tokens: &Tokens,
+    mutations: &[Mutation],
+) -> BackendRun {
+    let mut r = BackendRun::new(backend.name(), binding, contract);
+    if let Err(e) = execute(backend, contract, binding, model, golden, tokens, mutations, &mut r) {
+        r.status = match e {
+            DecoderError::Backend(BackendError::Unsupported { .. }) => RunStatus::Unsupported,
+            _ => RunStatus::Fail,
+        };
+        r.error = Some(e.to_string());
+        return r;
+    }
+    if r.tolerance.is_none() && golden.is_some() {
+        r.error = Some(format!(
+            "contract `{}` declares no tolerance for backend `{}` and weight dtype {} (nor a default)",
+            contract.name(),
+            r.backend,
+            r.weight_dtype.map_or("unknown".into(), |d| d.to_string())
+        ));
+    }
+    let judged = r.stages.iter().chain(&r.kv_stages).all(|s| s.pass)
+        && r.logits.iter().all(|l| l.pass)
+        && r.invariants.iter().all(|i| i.pass)
+        && r.error.is_none();
+    r.status = if judged { RunStatus::Pass } else { RunStatus::Fail };
+    r
+}
+
+#[allow(clippy::too_many_arguments)]
+fn execute<B: Backend>(
+    backend: B,
+    contract: &Contract,
+    binding: &Binding,
+    model: &Model,
+    golden: Option<&Golden>,
+    tokens: &Tokens,
+    mutations: &[Mutation],
+    r: &mut BackendRun,
+) -> Result<(), DecoderError> {
+    let dec = Decoder::with_mutations(backend, contract, binding, model, mutations)?;
+    let n = tokens.ids.len();
+    let n_vocab = dec.hparams.n_vocab;
+
+    // The prompt in one pass, every stage traced.
+    let mut one = Capture::default();
+    let mut s = dec.session(n)?;
+    let logits = dec.forward(&mut s, &tokens.ids, &mut one)?;
+
+    // The same prompt as a prefill and single-token decode steps; traced, so that the golden's
+    // KV run (`kv.l_out-L`, `kv.result_output`) can be compared.
+    let mut kv = Capture::default();
+    let mut s = dec.session(n)?;
+    let mut kv_logits = dec.forward(&mut s, &tokens.ids[..tokens.prefill], &mut kv)?;
+    for &t in &tokens.ids[tokens.prefill..] {
+        kv_logits.extend(dec.forward(&mut s, &[t], &mut kv)?);
+    }
+
+    let nmse_bound = r.tolerance.map(|t| t.nmse);
+    let layout = QkLayout::of(contract, binding, dec.hparams.head_dim, dec.hparams.n_rot);
+    if let Some(g) = golden {
+        for name in forward_order(contract, dec.hparams.n_layer) {
+            let Some(want) = g.stages.get(&name) else { continue };
+            let got = one.stages.get(&name).map(|s| layout.to_golden(&name, &s.values));
+            r.stages.push(check_stage(&name, got.as_deref(), want, nmse_bound));
+        }
+        for (name, rec) in &kv.stages {
+            let key = format!("kv.{name}");
+            if let Some(want) = g.stages.get(&key) {
+                r.kv_stages.push(check_stage(&key, Some(&rec.values), want, nmse_bound));
+            }
+        }
+        if let Some(want) = g.stages.get("result_output") {
+            r.logits.push(check_logits("golden", &logits, &want.values, n_vocab, r.tolerance.map(|t| t.logits_kl)));
+        }
+        if let Some(want) = &g.llamacpp {
+            r.logits.push(check_logits("llama.cpp", &logits, &want.values, n_vocab, r.tolerance.and_then(|t| t.llamacpp_kl)));
+        }
+    }
+    r.first_non_finite = r.stages.iter().find(|s| s.first_non_finite.is_some()).map(|s| s.stage.clone());
+    r.first_divergence = r.stages.iter().find(|s| !s.pass).cloned();
+
+    // Invariants.
+    let bad = logits.iter().position(|v| !v.is_finite());
+    r.invariants.push(Invariant {
+        id: "LOGITS-FINITE",
+        claim: "every logit is finite",
+        pass: bad.is_none(),
+        detail: bad.map_or_else(
+            || format!("{} logits", logits.len()),
+            |i| format!("logit {} of token {} is {}", i % n_vocab, i / n_vocab, logits[i]),
+        ),
+    });
+    let same = compare(&kv_logits, &logits).ok();
+    // Prefill + decode computes the same function as one pass: only summation order may differ.
+    let bound = nmse_bound.unwrap_or(KV_NMSE_DEFAULT);
+    r.invariants.push(Invariant {
+        id: "KV-EQUALS-ONE-PASS",
+        claim: "prefill + single-token decode gives the one-pass logits",
+        pass: same.as_ref().is_some_and(|m| m.first_non_finite.is_none() && m.nmse <= bound),
+        detail: same.map_or("logit counts differ".into(), |m| {
+            format!("prefill {} + {} decode steps: NMSE {:.2e} (bound {bound:.0e})", tokens.prefill, n - tokens.prefill, m.nmse)
+        }),
+    });
+    r.output = logits;
+    Ok(())
+}
+
+/// Without a contract tolerance (a model with no golden), prefill + decode must still agree
+/// this closely: the same ops, only summed in another order.
+const KV_NMSE_DEFAULT: f64 = 1e-10;
+
+fn check_stage(name: &str, got: Option<&[f32]>, want: &Stage, bound: Option<f64>) -> StageCheck {
+    let mut c = StageCheck {
+        stage: name.to_owned(),
+        shape: want.shape.clone(),
+        first_non_finite: None,
+        nmse: f64::INFINITY,
+        max_abs: f64::INFINITY,
+        cosine: f64::NAN,
+        pass: false,
+    };
+    let Some(got) = got else { return c }; // not produced: fails
+    match compare(got, &want.values) {
+        Ok(m) => {
+            c.first_non_finite = m.first_non_finite;
+            (c.nmse, c.max_abs, c.cosine) = (m.nmse, m.max_abs, m.cosine);
+            c.pass = m.first_non_finite.is_none() && bound.is_some_and(|b| m.nmse <= b);
+        }
+        Err(_) => c.shape = vec![got.len()], // a length mismatch: shape says what we produced
+    }
+    c
+}
+
+fn check_logits(against: &'static str, got: &[f32], want: &[f32], n_vocab: usize, bound: Option<f64>) -> LogitCheck {
+    match compare_logits(got, want, n_vocab) {
+        Ok(m) => LogitCheck {
+            against,
+            kl_max: m.kl_max,
+            kl_mean: m.kl_mean,
+            top1_agreement: m.top1_agreement,
+            kl_bound: bound,
+            pass: m.kl_max.is_finite() && bound.is_none_or(|b| m.kl_max <= b),
+        },
+        Err(_) => LogitCheck {
+            against,
+            kl_max: f64::INFINITY,
+            kl_mean: f64::INFINITY,
+            top1_agreement: 0.0,
+            kl_bound: bound,
+            pass: false,
+        },
+    }
+}
+
+/// Trace names in the order the forward pass produces them: the input stages, each layer's
+/// stages in contract order, then the output stages.
+pub fn forward_order(contract: &Contract, n_layer: usize) -> Vec<String> {
+    const GLOBAL_IN: &[&str] = &["inp_embd", "inp_pos_embd"];
+    const GLOBAL_OUT: &[&str] = &["result_norm", "result_output"];
+    let stages: Vec<&str> = contract.doc.stages.iter().map(|s| s.value.as_str()).collect();
+    let mut out: Vec<String> = stages.iter().filter(|s| GLOBAL_IN.contains(s)).map(|s| s.to_string()).collect();
+    for l in 0..n_layer {
+        for s in stages.iter().filter(|s| !GLOBAL_IN.contains(s) && !GLOBAL_OUT.contains(s)) {
+            out.push(format!("{s}-{l}"));
+        }
+    }
+    out.extend(stages.iter().filter(|s| GLOBAL_OUT.contains(s)).map(|s| s.to_string()));
+    out
+}
+
+/// How this file's q/k heads are laid out relative to the golden's. llama.cpp's converter
+/// permutes llama's q/k rows so NORMAL rope applies; the golden (transformers) keeps HF's order
+/// for NEOX. The same numbers then sit at other indices: (x[2i], x[2i+1]) ↔ (x[i], x[i + n_rot/2]).
+struct QkLayout {
+    /// `Some((head_dim, n_rot))` when this file's q/k are interleaved relative to the golden.
+    interleaved: Option<(usize, usize)>,
+}
+
+impl QkLayout {
+    fn of(contract: &Contract, binding: &Binding, head_dim: usize, n_rot: usize) -> Self {
+        let hf = contract.doc.forward.rope.map(|r| r.hf);
+        let interleaved = (binding.rope == Some(RopeStyle::Normal) && hf == Some(RopeStyle::Neox)).then_some((head_dim, n_rot));
+        Self { interleaved }
+    }
+
+    /// `values` of stage `name` in the golden's layout.
+    fn to_golden(&self, name: &str, values: &[f32]) -> Vec<f32> {
+        let base = name.rsplit_once('-').map_or(name, |(b, _)| b);
+        let qk = matches!(base, "Qcur" | "Kcur" | "Qcur_normed" | "Kcur_normed" | "Qcur_rope" | "Kcur_rope");
+        let Some((head_dim, n_rot)) = self.interleaved.filter(|_| qk) else { return values.to_vec() };
+        let half = n_rot / 2;
+        let mut out = values.to_vec();
+        for (src, dst) in values.chunks_exact(head_dim).zip(out.chunks_exact_mut(head_dim)) {
+            for i in 0..half {
+                dst[i] = src[2 * i];
+                dst[i + half] = src[2 * i + 1];
+            }
+        }
+        out
+    }
+}
+
+/// Runs the decoder without tracing: the cost of the probe when it is off is nothing.
+pub fn logits_untraced<B: Backend>(dec: &Decoder<'_, B>, ids: &[u32]) -> Result<Vec<f32>, DecoderError> {
+    let mut s = dec.session(ids.len())?;
+    dec.forward(&mut s, ids, &mut Off)
+}
