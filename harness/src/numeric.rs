@@ -155,7 +155,9 @@ pub fn run<B: Backend>(
     let mut r = BackendRun::new(backend.name(), binding, contract);
     if let Err(e) = execute(backend, contract, binding, model, golden, tokens, mutations, &mut r) {
         r.status = match e {
-            DecoderError::Backend(BackendError::Unsupported { .. }) => RunStatus::Unsupported,
+            DecoderError::Backend(BackendError::Unsupported { .. }) | DecoderError::NotImplemented(_) => {
+                RunStatus::Unsupported
+            }
             _ => RunStatus::Fail,
         };
         r.error = Some(e.to_string());

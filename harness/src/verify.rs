@@ -366,11 +366,22 @@ pub fn render(report: &Report, golden: &Path) -> String {
         s.push('\n');
     }
     s += &format!("{}/{} passed\n", report.passed, report.total);
-    let failed: Vec<&ModelResult> = report.results.iter().filter(|r| !matches!(r.status, Status::Pass)).collect();
+    let failed: Vec<&ModelResult> = report.results.iter().filter(|r| r.outcome() != Outcome::Pass).collect();
     if !failed.is_empty() {
         s += "failed:\n";
         for r in failed {
+            let runs: Vec<String> = r
+                .numeric
+                .iter()
+                .filter(|n| n.status != RunStatus::Pass)
+                .map(|n| match (&n.first_divergence, &n.error) {
+                    (_, Some(e)) => format!("{}: {}", n.backend, e),
+                    (Some(d), None) => format!("{}: diverges at {}", n.backend, d.stage),
+                    (None, None) => format!("{}: logits or invariants", n.backend),
+                })
+                .collect();
             let why = match (&r.binding, &r.error) {
+                (Some(b), _) if b.passed() => runs.join("; "),
                 (Some(b), _) => format!("{} violation(s) of {}", b.violations.len(), b.contract),
                 (None, Some(e)) => e.lines().next().unwrap_or_default().to_owned(),
                 (None, None) => String::new(),
@@ -426,12 +437,74 @@ fn render_one(r: &ModelResult) -> String {
     s += &table(&["role", "found", "dtype", "expected shape", "status"], rows);
     s += "\n\n";
     if b.violations.is_empty() {
-        s += "PASS\n";
+        s += "static: PASS\n";
     } else {
         let rows =
             b.violations.iter().enumerate().map(|(i, v)| vec![(i + 1).to_string(), v.code().to_owned(), v.to_string()]);
         s += &table(&["#", "check", "violation"], rows);
-        s += &format!("\n\nFAIL: {} violation(s)\n", b.violations.len());
+        s += &format!("\n\nstatic: FAIL, {} violation(s)\n", b.violations.len());
+    }
+    if !r.numeric.is_empty() {
+        s += &render_numeric(r);
+    }
+    s
+}
+
+/// One row per backend, then what failed and where it first diverged.
+fn render_numeric(r: &ModelResult) -> String {
+    let e = |v: f64| format!("{v:.1e}");
+    let mut s = format!("\nnumeric, against {}:\n\n", r.golden.as_deref().unwrap_or("no golden (invariants only)"));
+    let rows = r.numeric.iter().map(|run| {
+        let worst = run.worst().map_or("—".into(), |w| format!("{} {}", e(w.nmse), w.stage));
+        let bound = run.tolerance.map_or("—".into(), |t| e(t.nmse));
+        let logits = |against: &str| {
+            run.logits.iter().find(|l| l.against == against).map_or("—".into(), |l| {
+                format!("{} (top-1 {:.0}%)", e(l.kl_max), l.top1_agreement * 100.0)
+            })
+        };
+        let inv = run.invariants.iter().filter(|i| i.pass).count();
+        vec![
+            run.backend.to_owned(),
+            run.weight_dtype.map_or("—".into(), |d| d.to_string()),
+            worst,
+            bound,
+            logits("golden"),
+            logits("llama.cpp"),
+            format!("{inv}/{}", run.invariants.len()),
+            format!("{:?}", run.status).to_uppercase(),
+        ]
+    });
+    s += &table(
+        &["backend", "weights", "worst stage NMSE", "bound", "logits KL vs golden", "KL vs llama.cpp", "invariants", "status"],
+        rows,
+    );
+    s.push('\n');
+    for run in r.numeric.iter().filter(|r| r.status != RunStatus::Pass) {
+        s += &format!("\n{} {}:\n", format!("{:?}", run.status).to_uppercase(), run.backend);
+        if let Some(err) = &run.error {
+            s += &format!("  {err}\n");
+        }
+        if let Some(stage) = &run.first_non_finite {
+            s += &format!("  first NaN/Inf at {stage}\n");
+        }
+        if let Some(d) = &run.first_divergence {
+            s += &format!(
+                "  first divergence at {}: NMSE {} > {}, max-abs {}, cosine {:.6}\n",
+                d.stage,
+                e(d.nmse),
+                run.tolerance.map_or("—".into(), |t| e(t.nmse)),
+                e(d.max_abs),
+                d.cosine
+            );
+            let failing: Vec<&str> = run.stages.iter().chain(&run.kv_stages).filter(|c| !c.pass).map(|c| c.stage.as_str()).collect();
+            s += &format!("  {} stage(s) over the bound: {}\n", failing.len(), failing.join(", "));
+        }
+        for l in run.logits.iter().filter(|l| !l.pass) {
+            s += &format!("  logits vs {}: KL max {} > {}\n", l.against, e(l.kl_max), l.kl_bound.map_or("—".into(), e));
+        }
+        for i in run.invariants.iter().filter(|i| !i.pass) {
+            s += &format!("  invariant {} ({}): {}\n", i.id, i.claim, i.detail);
+        }
     }
     s
 }
