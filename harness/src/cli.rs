@@ -23,6 +23,9 @@ pub enum Command {
     /// Check model files against their contracts. Without --model, checks every model file
     /// under the golden directory.
     Verify(VerifyArgs),
+    /// Run tokens through a model and write every stage of the forward pass, named as llama.cpp
+    /// names its graph nodes, to a SafeTensors file.
+    Trace(TraceArgs),
     /// Print the JSON Schema of contracts (committed as contracts/schema.json).
     Schema,
 }
@@ -88,4 +91,28 @@ pub struct VerifyArgs {
 pub enum Level {
     Static,
     Numeric,
+}
+
+#[derive(Debug, Args)]
+pub struct TraceArgs {
+    /// The model file (GGUF, APR, SafeTensors file, index or directory).
+    #[arg(long, value_name = "MODEL")]
+    pub model: PathBuf,
+    /// Token ids, comma-separated, run as one prompt.
+    #[arg(long, value_delimiter = ',', required = true, num_args = 1..)]
+    pub tokens: Vec<u32>,
+    /// The backend to run on.
+    #[arg(long, default_value = "reference")]
+    pub backend: String,
+    /// The contract: a YAML file or a known contract's name. Default: the one that claims the model.
+    #[arg(long, value_name = "CONTRACT")]
+    pub contract: Option<String>,
+    /// Where to write the trace (SafeTensors, f32, one tensor per stage).
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+    /// Overwrite --out if it exists.
+    #[arg(long)]
+    pub force: bool,
+    #[command(flatten)]
+    pub contracts: ContractSet,
 }

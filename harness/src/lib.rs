@@ -12,4 +12,5 @@ pub mod numeric;
 pub mod inspect;
 mod render;
 pub mod schema;
+pub mod trace;
 pub mod verify;

@@ -10,6 +10,7 @@ fn main() -> anyhow::Result<ExitCode> {
     let result = match cli.command {
         Command::Inspect(args) => assay_harness::inspect::run(&args, &mut out),
         Command::Verify(args) => assay_harness::verify::run(&args, &mut out),
+        Command::Trace(args) => assay_harness::trace::run(&args, &mut out),
         Command::Schema => assay_harness::schema::run(&mut out),
     };
     match result {

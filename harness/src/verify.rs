@@ -140,7 +140,7 @@ pub fn run(args: &VerifyArgs, out: &mut impl Write) -> Result<Outcome> {
     Ok(outcome)
 }
 
-enum BackendChoice {
+pub(crate) enum BackendChoice {
     /// Known, but not runnable here (exit 3).
     Unavailable(String),
     /// Not a backend at all (exit 2).
@@ -148,7 +148,7 @@ enum BackendChoice {
 }
 
 /// The requested backends, in a fixed order, without repeats.
-fn backends(requested: &[String]) -> Result<Vec<&'static str>, BackendChoice> {
+pub(crate) fn backends(requested: &[String]) -> Result<Vec<&'static str>, BackendChoice> {
     let mut out: Vec<&'static str> = Vec::new();
     for r in requested {
         let r = r.trim();
