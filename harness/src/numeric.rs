@@ -258,6 +258,24 @@ fn execute<B: Backend>(
     Ok(())
 }
 
+/// FORMAT-PARITY: `run` and `other` (another file with the same weights, `other_model`, on the
+/// same backend) must give the same logits. Each is within its NMSE bound of the one golden, so
+/// they are within (√a + √b)² of each other; `None` when either has no bound.
+pub fn format_parity(run: &BackendRun, other: &BackendRun, other_model: &str) -> Option<Invariant> {
+    let (a, b) = (run.tolerance?, other.tolerance?);
+    let bound = (a.nmse.sqrt() + b.nmse.sqrt()).powi(2);
+    let m = compare(&run.output, &other.output).ok();
+    Some(Invariant {
+        id: "FORMAT-PARITY",
+        claim: "the same weights in another file give the same logits",
+        pass: m.as_ref().is_some_and(|m| m.first_non_finite.is_none() && m.nmse <= bound),
+        detail: match m {
+            Some(m) => format!("vs {other_model}: NMSE {:.2e} (bound {bound:.1e})", m.nmse),
+            None => format!("vs {other_model}: logit counts differ"),
+        },
+    })
+}
+
 /// Without a contract tolerance (a model with no golden), prefill + decode must still agree
 /// this closely: the same ops, only summed in another order.
 const KV_NMSE_DEFAULT: f64 = 1e-10;
@@ -357,4 +375,56 @@ impl QkLayout {
 pub fn logits_untraced<B: Backend>(dec: &Decoder<'_, B>, ids: &[u32]) -> Result<Vec<f32>, DecoderError> {
     let mut s = dec.session(ids.len())?;
     dec.forward(&mut s, ids, &mut Off)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run_with(output: Vec<f32>, nmse: f64) -> BackendRun {
+        BackendRun {
+            tolerance: Some(Tolerance { nmse, logits_kl: 1.0, llamacpp_kl: None }),
+            output,
+            ..BackendRun {
+                backend: "cpu",
+                weight_dtype: None,
+                tolerance: None,
+                status: RunStatus::Pass,
+                error: None,
+                stages: Vec::new(),
+                kv_stages: Vec::new(),
+                first_non_finite: None,
+                first_divergence: None,
+                logits: Vec::new(),
+                invariants: Vec::new(),
+                output: Vec::new(),
+            }
+        }
+    }
+
+    #[test]
+    fn format_parity_holds_within_the_bound_and_breaks_beyond_it() {
+        let a = run_with(vec![1.0, 2.0, 3.0, 4.0], 1e-6);
+        let same = run_with(vec![1.0, 2.0, 3.0, 4.0], 1e-6);
+        assert!(format_parity(&a, &same, "b.gguf").unwrap().pass);
+        // A different model behind the same golden: logits move by far more than 4e-6.
+        let moved = run_with(vec![1.0, 2.0, 3.1, 4.0], 1e-6);
+        let inv = format_parity(&a, &moved, "b.gguf").unwrap();
+        assert!(!inv.pass && inv.detail.starts_with("vs b.gguf: NMSE 3.27e-4 (bound 4.0e-6)"), "{inv:?}");
+        let nan = run_with(vec![1.0, f32::NAN, 3.0, 4.0], 1e-6);
+        assert!(!format_parity(&nan, &a, "b.gguf").unwrap().pass);
+        let no_bound = BackendRun { tolerance: None, ..run_with(vec![1.0; 4], 1e-6) };
+        assert!(format_parity(&no_bound, &a, "b.gguf").is_none());
+    }
+
+    #[test]
+    fn llama_cpp_q_k_order_is_mapped_back_to_hf_order() {
+        // One head of 4 with n_rot 4: llama.cpp order (a0, b0, a1, b1) is HF's (a0, a1, b0, b1).
+        let layout = QkLayout { interleaved: Some((4, 4)) };
+        assert_eq!(layout.to_golden("Qcur_rope-0", &[1.0, 2.0, 3.0, 4.0]), [1.0, 3.0, 2.0, 4.0]);
+        assert_eq!(layout.to_golden("Vcur-0", &[1.0, 2.0, 3.0, 4.0]), [1.0, 2.0, 3.0, 4.0], "v is not permuted");
+        // Partial rotary: values past n_rot stay.
+        let layout = QkLayout { interleaved: Some((4, 2)) };
+        assert_eq!(layout.to_golden("Kcur-1", &[1.0, 2.0, 3.0, 4.0]), [1.0, 2.0, 3.0, 4.0]);
+    }
 }

@@ -188,7 +188,8 @@ fn find_fixture<'a>(manifests: &'a [Manifest], path: &Path) -> Option<(&'a Manif
     })
 }
 
-fn load_golden(m: &Manifest, e: &crate::golden::ModelEntry) -> Result<Golden> {
+/// The capture and llama.cpp logits a manifest entry points at.
+pub fn load_golden(m: &Manifest, e: &crate::golden::ModelEntry) -> Result<Golden> {
     let stages = read_stages(&m.path(&e.golden))?;
     let llamacpp = match &e.llamacpp {
         Some(l) => {
@@ -232,24 +233,11 @@ fn format_parity(models: &[PathBuf], manifests: &[Manifest], results: &mut [Mode
         };
         for run in &mut me.numeric {
             let Some(other) = first.numeric.iter().find(|o| o.backend == run.backend) else { continue };
-            let bound = match (run.tolerance, other.tolerance) {
-                // Each within nmse of the golden ⇒ within (√a + √b)² of each other.
-                (Some(a), Some(b)) => (a.nmse.sqrt() + b.nmse.sqrt()).powi(2),
-                _ => continue,
-            };
-            let m = crate::compare::compare(&run.output, &other.output).ok();
-            let pass = m.as_ref().is_some_and(|m| m.first_non_finite.is_none() && m.nmse <= bound);
-            run.invariants.push(Invariant {
-                id: "FORMAT-PARITY",
-                claim: "the same weights in another file give the same logits",
-                pass,
-                detail: match m {
-                    Some(m) => format!("vs {}: NMSE {:.2e} (bound {bound:.1e})", first.model, m.nmse),
-                    None => format!("vs {}: logit counts differ", first.model),
-                },
-            });
-            if !pass {
-                run.status = RunStatus::Fail;
+            if let Some(inv) = numeric::format_parity(run, other, &first.model) {
+                if !inv.pass {
+                    run.status = RunStatus::Fail;
+                }
+                run.invariants.push(inv);
             }
         }
     }

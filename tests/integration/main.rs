@@ -2,5 +2,6 @@
 //! every format, through the harness library.
 
 mod contracts;
+mod decoder;
 mod golden;
 mod ops;

@@ -52,6 +52,7 @@ pub struct Decoder<'m, B: Backend> {
     forward: Forward,
     /// The rope style this file's weights need (after any mutation).
     rope: Option<RopeStyle>,
+    mutations: Vec<Mutation>,
     weights: Weights<'m, B>,
 }
 
@@ -101,17 +102,13 @@ impl<'m, B: Backend> Decoder<'m, B> {
         let hparams = Hparams::from_binding(binding, &forward)?;
         let weights = Gather { backend: &backend, contract, binding, model }.weights(hparams.n_layer)?;
         let mut rope = binding.rope;
-        for m in mutations {
-            match m {
-                Mutation::SwapRopeStyle => {
-                    rope = rope.map(|s| match s {
-                        RopeStyle::Normal => RopeStyle::Neox,
-                        RopeStyle::Neox => RopeStyle::Normal,
-                    })
-                }
-            }
+        if mutations.contains(&Mutation::SwapRopeStyle) {
+            rope = rope.map(|s| match s {
+                RopeStyle::Normal => RopeStyle::Neox,
+                RopeStyle::Neox => RopeStyle::Normal,
+            });
         }
-        Ok(Self { backend, hparams, forward, rope, weights })
+        Ok(Self { backend, hparams, forward, rope, mutations: mutations.to_vec(), weights })
     }
 
     pub fn backend(&self) -> &B {
@@ -139,7 +136,8 @@ impl<'m, B: Backend> Decoder<'m, B> {
         if let Some((index, &id)) = tokens.iter().enumerate().find(|&(_, &id)| id as usize >= h.n_vocab) {
             return Err(DecoderError::TokenOutOfRange { id, index, n_vocab: h.n_vocab });
         }
-        let positions: Vec<u32> = (s.pos..s.pos + n).map(|p| p as u32).collect();
+        let shift = usize::from(s.pos > 0 && self.mutations.contains(&Mutation::DecodePositionOffByOne));
+        let positions: Vec<u32> = (s.pos + shift..s.pos + shift + n).map(|p| p as u32).collect();
 
         let mut x = be.get_rows(&self.weights.token_embd, tokens)?;
         self.record(probe, "inp_embd", None, &x)?;
@@ -173,7 +171,11 @@ impl<'m, B: Backend> Decoder<'m, B> {
         let h = &self.hparams;
         let be = &self.backend;
         let at = Some(l);
-        let cur = self.norm(x, &layer.attn_norm)?;
+        let mut cur = self.norm(x, &layer.attn_norm)?;
+        if self.mutations.contains(&Mutation::NanAfterAttnNorm { layer: l }) {
+            let (rows, cols) = be.dims(&cur);
+            cur = be.add(&cur, &be.upload(rows, cols, &vec![f32::NAN; rows * cols])?)?;
+        }
         self.record(probe, "attn_norm", at, &cur)?;
 
         let (mut q, mut k, v) = match &layer.qkv {
