@@ -119,3 +119,26 @@ fn tied_roles_must_exist_and_match() {
     let e = only_error(load_edited("tied_to: token_embd.weight", "tied_to: token_embed.weight"));
     assert!(e.message.contains("tied_to `token_embed.weight`"), "{e}");
 }
+
+#[test]
+fn tolerances_name_known_backends_and_dtypes_with_finite_bounds() {
+    let e = only_error(load_edited("  cpu:\n", "  metal:\n"));
+    assert_eq!(e.line, line_of(LLAMA, "  cpu:"));
+    assert!(e.message.starts_with("unknown backend `metal`: expected one of reference, cpu, cuda, wgpu"), "{e}");
+    let e = only_error(load_edited("    q6_K:   { nmse: 1.0e-2", "    q7_K:   { nmse: 1.0e-2"));
+    assert!(e.message.contains("q7_K") && e.message.ends_with("(or `default`)"), "{e}");
+    let e = only_error(load_edited("    f16:    { nmse: 1.0e-5", "    f16:    { nmse: -1.0e-5"));
+    assert_eq!(e.message, "tolerance `nmse` = -0.00001 must be a finite number ≥ 0");
+    let e = only_error(load_edited("    f16:    { nmse: 1.0e-5, logits_kl: 5.0e-6 }", "    f16:    { nmse: 1.0e-5 }"));
+    assert!(e.message.contains("logits_kl"), "{e}");
+}
+
+#[test]
+fn a_tolerance_is_the_dtypes_own_or_the_backends_default() {
+    use assay_engine::DType;
+    let c = Contract::from_yaml(LLAMA, "contracts/llama.yaml").unwrap();
+    assert_eq!(c.tolerance("cpu", DType::Q4_K).unwrap().nmse, 1.0e-2);
+    assert_eq!(c.tolerance("reference", DType::Q5_K).unwrap().nmse, 1.0e-12, "the reference's default");
+    assert!(c.tolerance("cpu", DType::Q5_K).is_none(), "never measured on cpu: no bound, not a guess");
+    assert!(c.tolerance("cuda", DType::F32).is_none());
+}

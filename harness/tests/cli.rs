@@ -283,3 +283,74 @@ mod mutated_files {
         }
     }
 }
+
+fn golden(rel: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../golden").join(rel).display().to_string()
+}
+
+#[test]
+fn verify_runs_a_golden_fixture_numerically_on_every_backend() {
+    let dir = tempfile::tempdir().unwrap();
+    let golden_dir = golden("");
+    let model = golden("qwen3/qwen3-q4_0.gguf");
+    let run = harness(&["verify", "--golden", &golden_dir, "--model", &model, "--json"], dir.path());
+    assert_eq!(run.code, 0, "{}", run.stdout);
+    let json: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(json["level"], "numeric");
+    let runs = json["results"][0]["numeric"].as_array().unwrap();
+    let backends: Vec<&str> = runs.iter().map(|r| r["backend"].as_str().unwrap()).collect();
+    assert_eq!(backends, ["reference", "cpu"]);
+    for r in runs {
+        assert_eq!(r["status"], "pass");
+        assert_eq!(r["stages"].as_array().unwrap().len(), 3 + 18 * 2, "every captured stage is compared");
+        assert_eq!(r["logits"][1]["against"], "llama.cpp");
+    }
+    let run = harness(&["verify", "--golden", &golden_dir, "--model", &model, "--backend", "cpu"], dir.path());
+    assert_eq!(run.code, 0);
+    assert!(run.stdout.contains("| cpu     | q4_0"), "{}", run.stdout);
+    assert!(!run.stdout.contains("| reference |"), "{}", run.stdout);
+    let run = harness(&["verify", "--level", "static", "--model", &model], dir.path());
+    assert_eq!(run.code, 0);
+    assert!(!run.stdout.contains("numeric"), "{}", run.stdout);
+}
+
+#[test]
+fn verify_on_an_unavailable_backend_exits_3_and_an_unknown_one_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = golden("qwen3/qwen3-q4_0.gguf");
+    let run = harness(&["verify", "--model", &model, "--backend", "cuda"], dir.path());
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    assert!(run.stderr.contains("backend `cuda` is not available"), "{}", run.stderr);
+    let run = harness(&["verify", "--model", &model, "--backend", "gpu"], dir.path());
+    assert_eq!(run.code, 2);
+    assert!(run.stderr.contains("unknown backend `gpu`"), "{}", run.stderr);
+}
+
+#[test]
+fn trace_writes_every_stage_and_never_overwrites_without_force() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("trace.safetensors");
+    let model = golden("gpt2/gpt2-q8_0.gguf");
+    let args = ["trace", "--model", &model, "--tokens", "1,2,3", "--backend", "cpu", "--out", "trace.safetensors"];
+    let run = harness(&args, dir.path());
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.stdout, "30 stages of 3 tokens on cpu (gpt2 contract) → trace.safetensors\n");
+    let bytes = std::fs::read(&out).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    assert_eq!(st.tensor("inp_pos_embd").unwrap().shape(), [3, 256]);
+    assert_eq!(st.tensor("kq_soft_max-1").unwrap().shape(), [8, 3, 3]);
+    assert_eq!(st.tensor("result_output").unwrap().shape(), [3, 384]);
+
+    let run = harness(&args, dir.path());
+    assert_eq!(run.code, 2);
+    assert!(run.stderr.contains("trace.safetensors exists; pass --force"), "{}", run.stderr);
+    assert_eq!(std::fs::read(&out).unwrap(), bytes, "untouched");
+    let mut forced = args.to_vec();
+    forced.push("--force");
+    assert_eq!(harness(&forced, dir.path()).code, 0);
+
+    let run = harness(&["trace", "--model", &model, "--tokens", "5000", "--out", "x.safetensors"], dir.path());
+    assert_eq!(run.code, 2);
+    assert_eq!(run.stderr, "error: token id 5000 at index 0 is outside the vocabulary of 384\n");
+    assert!(!dir.path().join("x.safetensors").exists());
+}
