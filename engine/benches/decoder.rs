@@ -14,7 +14,8 @@ use assay_engine::decoder::Decoder;
 use assay_engine::trace::{Capture, Off};
 use criterion::{Criterion, criterion_group, criterion_main};
 
-const TOKENS: [u32; 24] = [35, 85, 85, 67, 91, 223, 266, 75, 72, 75, 267, 289, 334, 271, 323, 287, 270, 291, 349, 223, 352, 28, 223, 41];
+const TOKENS: [u32; 24] =
+    [35, 85, 85, 67, 91, 223, 266, 75, 72, 75, 267, 289, 334, 271, 323, 287, 270, 291, 349, 223, 352, 28, 223, 41];
 
 fn bench_backend<B: Backend>(c: &mut Criterion, backend: B, file: &str) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");

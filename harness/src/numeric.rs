@@ -10,7 +10,7 @@ use assay_engine::backend::{Backend, BackendError};
 use assay_engine::contract::schema::{RopeStyle, Tolerance};
 use assay_engine::contract::{Binding, Contract};
 use assay_engine::decoder::{Decoder, DecoderError, Mutation};
-use assay_engine::trace::{Capture, Off};
+use assay_engine::trace::Capture;
 use assay_engine::{DType, Model};
 use serde::Serialize;
 
@@ -226,7 +226,13 @@ fn execute<B: Backend>(
             r.logits.push(check_logits("golden", &logits, &want.values, n_vocab, r.tolerance.map(|t| t.logits_kl)));
         }
         if let Some(want) = &g.llamacpp {
-            r.logits.push(check_logits("llama.cpp", &logits, &want.values, n_vocab, r.tolerance.and_then(|t| t.llamacpp_kl)));
+            r.logits.push(check_logits(
+                "llama.cpp",
+                &logits,
+                &want.values,
+                n_vocab,
+                r.tolerance.and_then(|t| t.llamacpp_kl),
+            ));
         }
     }
     r.first_non_finite = r.stages.iter().find(|s| s.first_non_finite.is_some()).map(|s| s.stage.clone());
@@ -251,7 +257,12 @@ fn execute<B: Backend>(
         claim: "prefill + single-token decode gives the one-pass logits",
         pass: same.as_ref().is_some_and(|m| m.first_non_finite.is_none() && m.nmse <= bound),
         detail: same.map_or("logit counts differ".into(), |m| {
-            format!("prefill {} + {} decode steps: NMSE {:.2e} (bound {bound:.0e})", tokens.prefill, n - tokens.prefill, m.nmse)
+            format!(
+                "prefill {} + {} decode steps: NMSE {:.2e} (bound {bound:.0e})",
+                tokens.prefill,
+                n - tokens.prefill,
+                m.nmse
+            )
         }),
     });
     r.output = logits;
@@ -350,7 +361,8 @@ struct QkLayout {
 impl QkLayout {
     fn of(contract: &Contract, binding: &Binding, head_dim: usize, n_rot: usize) -> Self {
         let hf = contract.doc.forward.rope.map(|r| r.hf);
-        let interleaved = (binding.rope == Some(RopeStyle::Normal) && hf == Some(RopeStyle::Neox)).then_some((head_dim, n_rot));
+        let interleaved =
+            (binding.rope == Some(RopeStyle::Normal) && hf == Some(RopeStyle::Neox)).then_some((head_dim, n_rot));
         Self { interleaved }
     }
 
@@ -369,12 +381,6 @@ impl QkLayout {
         }
         out
     }
-}
-
-/// Runs the decoder without tracing: the cost of the probe when it is off is nothing.
-pub fn logits_untraced<B: Backend>(dec: &Decoder<'_, B>, ids: &[u32]) -> Result<Vec<f32>, DecoderError> {
-    let mut s = dec.session(ids.len())?;
-    dec.forward(&mut s, ids, &mut Off)
 }
 
 #[cfg(test)]

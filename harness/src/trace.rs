@@ -4,13 +4,13 @@
 use std::io::Write;
 
 use anyhow::{Context, Result, bail};
+use assay_engine::Model;
+use assay_engine::backend::Backend;
 use assay_engine::backend::cpu::Cpu;
 use assay_engine::backend::reference::Reference;
-use assay_engine::backend::Backend;
 use assay_engine::contract::{Contract, bind};
 use assay_engine::decoder::Decoder;
 use assay_engine::trace::Capture;
-use assay_engine::Model;
 
 use crate::atomic::write_atomic;
 use crate::cli::TraceArgs;
@@ -35,11 +35,7 @@ pub fn run(args: &TraceArgs, out: &mut impl Write) -> Result<Outcome> {
     let explicit = args.contract.as_deref().map(|c| contracts::resolve(c, &set)).transpose()?;
     let model = Model::open(&args.model)?;
     let Some(contract) = explicit.as_ref().or_else(|| contracts::for_model(&set, &model)) else {
-        bail!(
-            "no contract claims {} architecture `{}`; pass --contract",
-            model.format,
-            model.architecture
-        );
+        bail!("no contract claims {} architecture `{}`; pass --contract", model.format, model.architecture);
     };
     let capture = match backend {
         "reference" => capture(Reference, contract, &model, &args.tokens)?,

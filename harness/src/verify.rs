@@ -16,7 +16,7 @@ use crate::cli::{Level, VerifyArgs};
 use crate::contracts;
 use crate::exit::Outcome;
 use crate::golden::{Manifest, read_stages};
-use crate::numeric::{self, BackendRun, Golden, Invariant, RunStatus, Tokens};
+use crate::numeric::{self, BackendRun, Golden, RunStatus, Tokens};
 use crate::render::{dims, table};
 
 /// Backends this build knows but cannot run here (exit 3 when asked for).
@@ -216,7 +216,11 @@ fn format_parity(models: &[PathBuf], manifests: &[Manifest], results: &mut [Mode
     let keys: Vec<Option<String>> = models
         .iter()
         .zip(results.iter())
-        .map(|(p, r)| find_fixture(manifests, p).map(|(m, e)| format!("{}|{}", m.dir.display(), e.golden)).filter(|_| !r.numeric.is_empty()))
+        .map(|(p, r)| {
+            find_fixture(manifests, p)
+                .map(|(m, e)| format!("{}|{}", m.dir.display(), e.golden))
+                .filter(|_| !r.numeric.is_empty())
+        })
         .collect();
     for i in 0..results.len() {
         let Some(key) = &keys[i] else { continue };
@@ -446,9 +450,10 @@ fn render_numeric(r: &ModelResult) -> String {
         let worst = run.worst().map_or("—".into(), |w| format!("{} {}", e(w.nmse), w.stage));
         let bound = run.tolerance.map_or("—".into(), |t| e(t.nmse));
         let logits = |against: &str| {
-            run.logits.iter().find(|l| l.against == against).map_or("—".into(), |l| {
-                format!("{} (top-1 {:.0}%)", e(l.kl_max), l.top1_agreement * 100.0)
-            })
+            run.logits
+                .iter()
+                .find(|l| l.against == against)
+                .map_or("—".into(), |l| format!("{} (top-1 {:.0}%)", e(l.kl_max), l.top1_agreement * 100.0))
         };
         let inv = run.invariants.iter().filter(|i| i.pass).count();
         vec![
@@ -463,7 +468,16 @@ fn render_numeric(r: &ModelResult) -> String {
         ]
     });
     s += &table(
-        &["backend", "weights", "worst stage NMSE", "bound", "logits KL vs golden", "KL vs llama.cpp", "invariants", "status"],
+        &[
+            "backend",
+            "weights",
+            "worst stage NMSE",
+            "bound",
+            "logits KL vs golden",
+            "KL vs llama.cpp",
+            "invariants",
+            "status",
+        ],
         rows,
     );
     s.push('\n');
@@ -484,7 +498,8 @@ fn render_numeric(r: &ModelResult) -> String {
                 e(d.max_abs),
                 d.cosine
             );
-            let failing: Vec<&str> = run.stages.iter().chain(&run.kv_stages).filter(|c| !c.pass).map(|c| c.stage.as_str()).collect();
+            let failing: Vec<&str> =
+                run.stages.iter().chain(&run.kv_stages).filter(|c| !c.pass).map(|c| c.stage.as_str()).collect();
             s += &format!("  {} stage(s) over the bound: {}\n", failing.len(), failing.join(", "));
         }
         for l in run.logits.iter().filter(|l| !l.pass) {

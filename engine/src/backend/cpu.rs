@@ -165,7 +165,9 @@ impl Backend for Cpu {
             }
         }
         let sm = soft_max
-            .then(|| HostTensor::new(NAME, s.n_head, n_tokens * n_kv, per_head.into_iter().flat_map(|(sm, _)| sm).collect()))
+            .then(|| {
+                HostTensor::new(NAME, s.n_head, n_tokens * n_kv, per_head.into_iter().flat_map(|(sm, _)| sm).collect())
+            })
             .transpose()?;
         Ok((HostTensor::new(NAME, n_tokens, q.cols, out)?, sm))
     }

@@ -50,7 +50,11 @@ pub(super) fn get_rows(backend: &'static str, m: &HostWeight<'_>, ids: &[u32]) -
     let mut data = vec![0.0f32; ids.len() * n];
     for (&id, out) in ids.iter().zip(data.chunks_exact_mut(n)) {
         if id as usize >= m.rows.n_rows {
-            return Err(shape(backend, Op::GetRows, format!("id {id} of `{}` with {} rows", m.rows.name, m.rows.n_rows)));
+            return Err(shape(
+                backend,
+                Op::GetRows,
+                format!("id {id} of `{}` with {} rows", m.rows.name, m.rows.n_rows),
+            ));
         }
         m.rows.dequantize_row(id as usize, out);
     }
@@ -70,7 +74,11 @@ pub(super) fn mat_mul_dims(
     if let Some(b) = bias
         && b.len() != m.n_out()
     {
-        return Err(shape(backend, Op::MatMul, format!("bias of {} for `{}` with {} outputs", b.len(), m.rows.name, m.n_out())));
+        return Err(shape(
+            backend,
+            Op::MatMul,
+            format!("bias of {} for `{}` with {} outputs", b.len(), m.rows.name, m.n_out()),
+        ));
     }
     Ok((x.rows, m.n_in(), m.n_out()))
 }

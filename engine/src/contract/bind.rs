@@ -209,10 +209,13 @@ impl Binding {
                 None => totals.push((dtype, n)),
             }
         }
-        totals.into_iter().fold(None, |best: Option<(DType, u64)>, (d, n)| match best {
-            Some((_, m)) if m >= n => best,
-            _ => Some((d, n)),
-        }).map(|(d, _)| d)
+        totals
+            .into_iter()
+            .fold(None, |best: Option<(DType, u64)>, (d, n)| match best {
+                Some((_, m)) if m >= n => best,
+                _ => Some((d, n)),
+            })
+            .map(|(d, _)| d)
     }
 
     pub fn passed(&self) -> bool {

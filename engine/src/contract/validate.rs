@@ -432,7 +432,10 @@ pub const TOLERANCE_BACKENDS: &[&str] = &["reference", "cpu", "cuda", "wgpu"];
 fn check_tolerances(doc: &ContractDoc, errors: &mut Errors) {
     for (backend, by_dtype) in &doc.tolerances {
         if !TOLERANCE_BACKENDS.contains(&backend.value.as_str()) {
-            errors.at(backend, format!("unknown backend `{}`: expected one of {}", backend.value, TOLERANCE_BACKENDS.join(", ")));
+            errors.at(
+                backend,
+                format!("unknown backend `{}`: expected one of {}", backend.value, TOLERANCE_BACKENDS.join(", ")),
+            );
         }
         for (dtype, tol) in by_dtype {
             if dtype.value != "default"
@@ -440,7 +443,8 @@ fn check_tolerances(doc: &ContractDoc, errors: &mut Errors) {
             {
                 errors.at(dtype, format!("{e} (or `default`)"));
             }
-            let bounds = [("nmse", Some(tol.nmse)), ("logits_kl", Some(tol.logits_kl)), ("llamacpp_kl", tol.llamacpp_kl)];
+            let bounds =
+                [("nmse", Some(tol.nmse)), ("logits_kl", Some(tol.logits_kl)), ("llamacpp_kl", tol.llamacpp_kl)];
             for (name, v) in bounds {
                 if let Some(v) = v
                     && !(v.is_finite() && v >= 0.0)

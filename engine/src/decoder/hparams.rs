@@ -32,14 +32,20 @@ impl Hparams {
         let int = |name: &str| -> Result<usize, DecoderError> {
             match get(name)? {
                 Num::Int(i) if i > 0 => Ok(i as usize),
-                other => Err(DecoderError::Hparam { name: name.to_owned(), problem: format!("{other} is not a positive integer") }),
+                other => Err(DecoderError::Hparam {
+                    name: name.to_owned(),
+                    problem: format!("{other} is not a positive integer"),
+                }),
             }
         };
         let float = |name: &str| -> Result<f64, DecoderError> {
             match get(name)? {
                 Num::Float(f) if f.is_finite() && f > 0.0 => Ok(f),
                 Num::Int(i) if i > 0 => Ok(i as f64),
-                other => Err(DecoderError::Hparam { name: name.to_owned(), problem: format!("{other} is not a positive number") }),
+                other => Err(DecoderError::Hparam {
+                    name: name.to_owned(),
+                    problem: format!("{other} is not a positive number"),
+                }),
             }
         };
         let has_rope = forward.rope.is_some();
@@ -60,7 +66,10 @@ impl Hparams {
             return bad("n_head_kv", format!("{} query heads do not share {} kv heads evenly", h.n_head, h.n_head_kv));
         }
         if has_rope && (h.n_rot > h.head_dim || !h.n_rot.is_multiple_of(2)) {
-            return bad("n_rot", format!("{} rotated values in heads of {}: must be even and ≤ head_dim", h.n_rot, h.head_dim));
+            return bad(
+                "n_rot",
+                format!("{} rotated values in heads of {}: must be even and ≤ head_dim", h.n_rot, h.head_dim),
+            );
         }
         Ok(h)
     }

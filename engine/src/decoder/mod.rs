@@ -233,7 +233,13 @@ impl<'m, B: Backend> Decoder<'m, B> {
     }
 
     /// SwiGLU `down(act(gate(x)) * up(x))` or MLP `down(act(up(x)))`.
-    fn ffn<P: Probe>(&self, layer: &Layer<'m, B>, x: &B::Tensor, at: Option<usize>, probe: &mut P) -> Result<B::Tensor> {
+    fn ffn<P: Probe>(
+        &self,
+        layer: &Layer<'m, B>,
+        x: &B::Tensor,
+        at: Option<usize>,
+        probe: &mut P,
+    ) -> Result<B::Tensor> {
         let be = &self.backend;
         let act = self.forward.activation;
         let hidden = match &layer.ffn_gate {

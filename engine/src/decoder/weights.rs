@@ -24,7 +24,11 @@ pub struct Norm<B: Backend> {
 }
 
 pub enum Qkv<'m, B: Backend> {
-    Separate { q: Linear<'m, B>, k: Linear<'m, B>, v: Linear<'m, B> },
+    Separate {
+        q: Linear<'m, B>,
+        k: Linear<'m, B>,
+        v: Linear<'m, B>,
+    },
     /// One projection whose outputs are q, k, v side by side.
     Fused(Linear<'m, B>),
 }
@@ -108,11 +112,15 @@ impl<'m, B: Backend> Gather<'_, 'm, B> {
     }
 
     fn linear(&self, base: &str, layer: Option<usize>) -> Result<Linear<'m, B>, DecoderError> {
-        Ok(Linear { w: self.matrix(&format!("{base}.weight"), layer)?, b: self.vector(&format!("{base}.bias"), layer)? })
+        Ok(Linear {
+            w: self.matrix(&format!("{base}.weight"), layer)?,
+            b: self.vector(&format!("{base}.bias"), layer)?,
+        })
     }
 
     fn norm(&self, base: &str, layer: Option<usize>, kind: NormKind) -> Result<Norm<B>, DecoderError> {
-        let w = self.vector(&format!("{base}.weight"), layer)?
+        let w = self
+            .vector(&format!("{base}.weight"), layer)?
             .ok_or_else(|| DecoderError::Role { role: format!("{base}.weight"), problem: "missing" })?;
         let b = self.vector(&format!("{base}.bias"), layer)?;
         if kind == NormKind::Layer && b.is_none() {
