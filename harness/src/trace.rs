@@ -39,7 +39,8 @@ pub fn run(args: &TraceArgs, out: &mut impl Write) -> Result<Outcome> {
     };
     let capture = match backend {
         "reference" => capture(Reference, contract, &model, &args.tokens)?,
-        _ => capture(Cpu, contract, &model, &args.tokens)?,
+        "cpu" => capture(Cpu, contract, &model, &args.tokens)?,
+        other => bail!("backend `{other}` is listed as available but trace cannot run it"),
     };
     let bytes = capture.to_safetensors().context("serializing the trace")?;
     write_atomic(&args.out, &bytes, args.force)?;

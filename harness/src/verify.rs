@@ -103,6 +103,14 @@ pub fn run(args: &VerifyArgs, out: &mut impl Write) -> Result<Outcome> {
             let fixture = find_fixture(&manifests, path);
             let (golden, tokens) = match fixture {
                 Some((m, e)) => {
+                    if m.kv_run.prefill == 0 || m.kv_run.prefill >= m.token_ids.len() {
+                        bail!(
+                            "{}: kv_run.prefill {} must leave decode steps in {} token ids",
+                            m.path("manifest.json").display(),
+                            m.kv_run.prefill,
+                            m.token_ids.len()
+                        );
+                    }
                     result.golden = Some(m.path(&e.golden).display().to_string());
                     (Some(load_golden(m, e)?), Tokens { ids: m.token_ids.clone(), prefill: m.kv_run.prefill })
                 }
@@ -116,7 +124,7 @@ pub fn run(args: &VerifyArgs, out: &mut impl Write) -> Result<Outcome> {
         }
         results.push(result);
     }
-    format_parity(&models, &manifests, &mut results);
+    format_parity(&mut results);
     let passed = results.iter().filter(|r| r.outcome() == Outcome::Pass).count();
     let outcome = results.iter().map(ModelResult::outcome).max().unwrap_or(Outcome::Pass);
     let report = Report {
@@ -210,29 +218,14 @@ fn default_tokens(binding: &Binding) -> Tokens {
     Tokens { ids: (0..24u64).map(|i| ((i * 7919 + 1) % n_vocab) as u32).collect(), prefill: 16 }
 }
 
-/// Files of one manifest that share a golden hold the same weights in different formats (or
-/// converters): on each backend their logits must agree within both files' tolerances.
-fn format_parity(models: &[PathBuf], manifests: &[Manifest], results: &mut [ModelResult]) {
-    let keys: Vec<Option<String>> = models
-        .iter()
-        .zip(results.iter())
-        .map(|(p, r)| {
-            find_fixture(manifests, p)
-                .map(|(m, e)| format!("{}|{}", m.dir.display(), e.golden))
-                .filter(|_| !r.numeric.is_empty())
-        })
-        .collect();
-    for i in 0..results.len() {
-        let Some(key) = &keys[i] else { continue };
-        // Compare with the first file of the group.
-        let Some(j) = (0..results.len()).find(|&j| keys[j].as_ref() == Some(key)) else { continue };
-        if j == i {
-            continue;
-        }
-        let (first, me) = if j < i {
-            let (a, b) = results.split_at_mut(i);
-            (&a[j], &mut b[0])
-        } else {
+/// Files that share a golden capture hold the same weights in different formats (or
+/// converters): on each backend their logits must agree with the first such file's.
+fn format_parity(results: &mut [ModelResult]) {
+    for i in 1..results.len() {
+        let (before, rest) = results.split_at_mut(i);
+        let me = &mut rest[0];
+        let Some(golden) = me.golden.as_deref() else { continue };
+        let Some(first) = before.iter().find(|r| r.golden.as_deref() == Some(golden) && !r.numeric.is_empty()) else {
             continue;
         };
         for run in &mut me.numeric {

@@ -354,3 +354,21 @@ fn trace_writes_every_stage_and_never_overwrites_without_force() {
     assert_eq!(run.stderr, "error: token id 5000 at index 0 is outside the vocabulary of 384\n");
     assert!(!dir.path().join("x.safetensors").exists());
 }
+
+#[test]
+fn files_sharing_a_golden_are_checked_for_format_parity() {
+    let dir = tempfile::tempdir().unwrap();
+    let (g, hf, f32) = (golden(""), golden("llama/hf"), golden("llama/llama-f32.gguf"));
+    let run = harness(&["verify", "--golden", &g, "--model", &hf, "--model", &f32, "--json"], dir.path());
+    assert_eq!(run.code, 0, "{}", run.stdout);
+    let json: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    let ids = |i: usize| -> Vec<String> {
+        json["results"][i]["numeric"][0]["invariants"].as_array().unwrap().iter().map(|v| v["id"].to_string()).collect()
+    };
+    assert!(!ids(0).iter().any(|i| i.contains("FORMAT-PARITY")), "the first file of a group is the yardstick");
+    for r in json["results"][1]["numeric"].as_array().unwrap() {
+        let parity = r["invariants"].as_array().unwrap().iter().find(|v| v["id"] == "FORMAT-PARITY").unwrap();
+        assert_eq!(parity["pass"], true, "{parity}");
+        assert!(parity["detail"].as_str().unwrap().contains("llama/hf"), "{parity}");
+    }
+}

@@ -100,6 +100,15 @@ pub(super) fn check_groups(backend: &'static str, op: Op, x: &HostTensor, n: usi
     Ok(())
 }
 
+/// LayerNorm's gain and bias cover the same groups.
+pub(super) fn check_layer_norm(backend: &'static str, x: &HostTensor, w: &[f32], b: &[f32]) -> Result<()> {
+    check_groups(backend, Op::LayerNorm, x, w.len())?;
+    if b.len() != w.len() {
+        return Err(shape(backend, Op::LayerNorm, format!("bias of {} for a gain of {}", b.len(), w.len())));
+    }
+    Ok(())
+}
+
 pub(super) fn activation(backend: &'static str, act: Activation, x: &HostTensor) -> Result<HostTensor> {
     let f = match act {
         Activation::Silu => silu,

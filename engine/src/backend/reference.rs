@@ -90,10 +90,7 @@ impl Backend for Reference {
     }
 
     fn layer_norm(&self, x: &HostTensor, w: &Vec<f32>, b: &Vec<f32>, eps: f32) -> Result<HostTensor> {
-        host::check_groups(NAME, Op::LayerNorm, x, w.len())?;
-        if b.len() != w.len() {
-            return Err(host::shape(NAME, Op::LayerNorm, format!("bias of {} for a gain of {}", b.len(), w.len())));
-        }
+        host::check_layer_norm(NAME, x, w, b)?;
         let mut y = vec![0.0f32; x.data.len()];
         norm::layer_norm(&x.data, w, b, eps, &mut y);
         HostTensor::new(NAME, x.rows, x.cols, y)
