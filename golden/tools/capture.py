@@ -35,7 +35,15 @@ LAYOUT = {
 }
 LAYOUT["qwen2"] = dict(LAYOUT["llama"], module="qwen2")
 LAYOUT["qwen3"] = dict(LAYOUT["llama"], q_norm="self_attn.q_norm", k_norm="self_attn.k_norm", module="qwen3")
-LAYOUT["qwen3_moe"] = dict(LAYOUT["qwen3"], gate=None, up=None, down=None, router="mlp.gate", module="qwen3_moe")
+# MoE: `router` returns (logits, top-k weights, top-k ids); `router_weights` names the top-k
+# weights as llama.cpp does (`_norm` when renormalized to sum to one). qwen3_moe's ffn_moe_out is
+# the whole block (routed experts only); qwen2_moe adds a sigmoid-gated shared expert to the
+# routed `experts`, so its ffn_moe_out is the experts' output and ffn_out the sum.
+LAYOUT["qwen3_moe"] = dict(LAYOUT["qwen3"], gate=None, up=None, down=None, router="mlp.gate",
+                           router_weights="ffn_moe_weights_norm", module="qwen3_moe")
+LAYOUT["qwen2_moe"] = dict(LAYOUT["llama"], gate=None, up=None, down=None, router="mlp.gate",
+                           router_weights="ffn_moe_weights", experts="mlp.experts", shexp="mlp.shared_expert",
+                           shexp_gate="mlp.shared_expert_gate", module="qwen2_moe")
 
 
 def _get(root, path):
@@ -52,6 +60,18 @@ def _rows(t):
     return t.reshape(t.shape[0], -1).to(torch.float64).numpy()
 
 
+def _tokens(t):
+    """[s, n] (the MoE block's flattened tokens) → a float64 copy; `.to(float64)` of a float64
+    tensor is the tensor itself and `.numpy()` shares its memory."""
+    assert t.dim() == 2, t.shape
+    return t.detach().clone().to(torch.float64).numpy()
+
+
+def _router(out):
+    """(logits, top-k weights, top-k ids), copied."""
+    return tuple(t.detach().clone() for t in out)
+
+
 class Recorder:
     """Collects stage tensors of one forward call."""
 
@@ -59,6 +79,9 @@ class Recorder:
         self.arch, self.model, self.lay = arch, model, LAYOUT[arch]
         self.out = {}
         self.handles = []
+        if self.lay.get("router"):
+            # The weights are renormalized exactly when llama.cpp calls them ffn_moe_weights_norm.
+            assert model.config.norm_topk_prob == self.lay["router_weights"].endswith("_norm"), arch
 
     def put(self, name, value):
         # A name seen twice in one call is a bug in the hooks, not something to overwrite.
@@ -104,8 +127,15 @@ class Recorder:
             if lay.get("down"):
                 self.hook(_get(layer, lay["down"]), f"ffn_act-{i}", pre=True)
             if lay.get("router"):
-                self.hook(_get(layer, lay["router"]), f"ffn_moe-{i}", fn=lambda out: out)
-                self.hook(_get(layer, lay["mlp"]), f"ffn_moe_out-{i}")
+                self.hook(_get(layer, lay["router"]), f"ffn_moe-{i}", fn=_router)
+                if lay.get("experts"):
+                    self.hook(_get(layer, lay["experts"]), f"ffn_moe_out-{i}", fn=_tokens)
+                    self.hook(_get(layer, lay["shexp"]), f"ffn_shexp-{i}", fn=_tokens)
+                    # Input of the sigmoid; combined with ffn_shexp in _moe_stages, then dropped.
+                    self.hook(_get(layer, lay["shexp_gate"]), f"ffn_shexp_gate_inp-{i}",
+                              fn=lambda t: t.detach().clone())
+                else:
+                    self.hook(_get(layer, lay["mlp"]), f"ffn_moe_out-{i}")
             self.hook(_get(layer, lay["mlp"]), f"ffn_out-{i}")
             self.hook(layer, f"l_out-{i}", fn=lambda out: _rows(out[0] if isinstance(out, tuple) else out))
         self.hook(_get(m, lay["final_norm"]), "result_norm")
@@ -137,20 +167,27 @@ class Recorder:
             self.handles.clear()
 
 
-def _moe_stages(raw):
-    """Router outputs → ffn_moe_logits / _probs / _topk / _weights_norm per layer."""
+def _moe_stages(raw, lay):
+    """Router outputs → ffn_moe_logits / _probs / _topk and the top-k weights (`router_weights`:
+    ffn_moe_weights_norm or ffn_moe_weights) per layer; the shared expert's gate input →
+    ffn_shexp_out = sigmoid(gate_inp) * ffn_shexp, the same float64 ops as transformers."""
     out = {}
     for name, value in raw.items():
+        if name.startswith("ffn_shexp_gate_inp-"):
+            i = name.split("-")[1]
+            shexp = torch.from_numpy(raw[f"ffn_shexp-{i}"])
+            out[f"ffn_shexp_out-{i}"] = (torch.nn.functional.sigmoid(value) * shexp).to(torch.float64).numpy()
+            continue
         if not name.startswith("ffn_moe-"):
             out[name] = value
             continue
         i = name.split("-")[1]
         logits, weights, ids = value
-        logits64 = logits.detach().to(torch.float64)
+        logits64 = logits.to(torch.float64)
         out[f"ffn_moe_logits-{i}"] = logits64.numpy()
         out[f"ffn_moe_probs-{i}"] = torch.softmax(logits64, dim=-1).numpy()
-        out[f"ffn_moe_topk-{i}"] = ids.detach().to(torch.int32).numpy()
-        out[f"ffn_moe_weights_norm-{i}"] = weights.detach().to(torch.float64).numpy()
+        out[f"ffn_moe_topk-{i}"] = ids.to(torch.int32).numpy()
+        out[f"{lay['router_weights']}-{i}"] = weights.to(torch.float64).numpy()
     return out
 
 
@@ -159,7 +196,7 @@ def run(model, arch, ids):
     rec = Recorder(model, arch)
     with rec.attached(), torch.no_grad():
         model(torch.tensor([ids]), use_cache=False)
-    return _moe_stages(rec.out)
+    return _moe_stages(rec.out, rec.lay)
 
 
 def run_kv(model, arch, ids):
@@ -174,7 +211,7 @@ def run_kv(model, arch, ids):
                 out = model(torch.tensor([ids[start:end]]), cache=cache, use_cache=True,
                             position_ids=torch.arange(start, end)[None])
                 cache = out.past_key_values if out.past_key_values is not None else cache
-            steps.append(_moe_stages(rec.out))
+            steps.append(_moe_stages(rec.out, rec.lay))
     return steps
 
 

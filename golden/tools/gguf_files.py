@@ -95,6 +95,10 @@ def hf_state_from_tensors(tensors, index, layout, total):
     flat = np.full(total, np.nan)
     for name, values in tensors.items():
         idx = index[name]
+        if idx.shape != values.shape and tuple(d for d in idx.shape if d != 1) == tuple(d for d in values.shape if d != 1):
+            # llama.cpp's quantizer writes ggml_n_dims dims, dropping trailing ones the converter
+            # kept: qwen2_moe's ffn_gate_inp_shexp is [1, 256] from the converter, [256] after.
+            values = values.reshape(idx.shape)
         assert idx.shape == values.shape, (name, idx.shape, values.shape)
         flat[idx.reshape(-1)] = values.reshape(-1)
     return flat_to_state(flat, layout)

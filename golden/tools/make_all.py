@@ -40,10 +40,13 @@ MATRIX = {
     "qwen2": dict(gguf=["F16", "BF16", *EVERY_ARCH, "Q4_1", "Q5_0", "Q5_1", "Q2_K", "Q3_K_M", "Q5_K_M"]),
     "qwen3": dict(gguf=EVERY_ARCH, apr=["F16", "APR_Q8", "APR_Q4", "Q4_K"]),
     "qwen3_moe": dict(gguf=["F32", *EVERY_ARCH], apr=["F16", "APR_Q8", "APR_Q4", "Q4_K"]),
+    "qwen2_moe": dict(gguf=["F32", *EVERY_ARCH]),
     "gpt2": dict(gguf=EVERY_ARCH),
     "phi2": dict(gguf=EVERY_ARCH),
 }
 CONTRACT = {a: a for a in MATRIX}
+# Mixture-of-experts architectures: loaded with the eager (per-expert loop) experts.
+MOE = {"qwen3_moe", "qwen2_moe"}
 
 # APR metadata keys (formats.md) from the HF config.
 APR_KEYS = dict(hidden_size="hidden_size", num_layers="num_hidden_layers", num_heads="num_attention_heads",
@@ -66,7 +69,7 @@ def save_atomic(tensors, path, metadata=None):
 
 
 def load_hf64(hf_dir, arch):
-    kwargs = dict(experts_implementation="eager") if arch == "qwen3_moe" else {}
+    kwargs = dict(experts_implementation="eager") if arch in MOE else {}
     return transformers.AutoModelForCausalLM.from_pretrained(hf_dir, dtype=torch.float64, attn_implementation="eager",
                                                              **kwargs)
 
@@ -304,7 +307,7 @@ def write_manifest(a, ids):
     captures = {rel: dict(kv_max_abs_diff=dev) for rel, dev in a.captures.values()}
     manifest = dict(
         schema="assay.golden/1", arch=a.arch, contract=CONTRACT[a.arch], versions=versions(),
-        seed=tiny.SEED, weight_seed=tiny.SEED + sorted(tiny.ARCHS).index(a.arch), prompt=tiny.PROMPT, token_ids=ids,
+        seed=tiny.SEED, weight_seed=tiny.weight_seed(a.arch), prompt=tiny.PROMPT, token_ids=ids,
         kv_run=dict(prefill=capture.PREFILL, decode_steps=len(ids) - capture.PREFILL),
         llamacpp_settings=dict(n_ctx=peer.N_CTX, type_k="f32", type_v="f32", flash_attn=False, n_threads=2),
         models=a.models, captures=captures, files=dict(sorted(files.items())))

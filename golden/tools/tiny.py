@@ -37,6 +37,13 @@ ARCHS = {
         norm_topk_prob=True, decoder_sparse_step=1, mlp_only_layers=[],
         num_attention_heads=8, num_key_value_heads=2, head_dim=32,
         rope_theta=1000000.0, rms_norm_eps=1e-6, tie_word_embeddings=False)),
+    # Qwen1.5/Qwen2-MoE: routed experts plus a sigmoid-gated shared expert, top-k weights not
+    # renormalized. intermediate_size only sizes dense (mlp_only) layers, of which there are none.
+    "qwen2_moe": (transformers.Qwen2MoeConfig, dict(
+        intermediate_size=512, moe_intermediate_size=64, shared_expert_intermediate_size=256,
+        num_experts=8, num_experts_per_tok=2, norm_topk_prob=False, decoder_sparse_step=1, mlp_only_layers=[],
+        num_attention_heads=8, num_key_value_heads=2, qkv_bias=True, use_sliding_window=False,
+        rope_theta=1000000.0, rms_norm_eps=1e-6, tie_word_embeddings=False)),
     "gpt2": (transformers.GPT2Config, dict(
         n_embd=HIDDEN, n_layer=LAYERS, n_head=8, n_positions=CTX, n_inner=None,
         activation_function="gelu_new", layer_norm_epsilon=1e-5)),
@@ -45,6 +52,17 @@ ARCHS = {
         partial_rotary_factor=0.5, rope_theta=10000.0, layer_norm_eps=1e-5,
         hidden_act="gelu_new", tie_word_embeddings=False)),
 }
+
+# Weight seed of each architecture: SEED + offset. Fixed per name (the first six are the
+# positions in the sorted list of the original architectures), so adding one never changes
+# another's weights. A new architecture takes the next unused offset.
+WEIGHT_SEED_OFFSET = {"gpt2": 0, "llama": 1, "phi2": 2, "qwen2": 3, "qwen3": 4, "qwen3_moe": 5, "qwen2_moe": 6}
+assert set(WEIGHT_SEED_OFFSET) == set(ARCHS)
+assert len(set(WEIGHT_SEED_OFFSET.values())) == len(WEIGHT_SEED_OFFSET)
+
+
+def weight_seed(arch):
+    return SEED + WEIGHT_SEED_OFFSET[arch]
 
 
 def config(arch):
@@ -80,7 +98,7 @@ def build_model(arch, out_dir, tokenizer_dir):
     torch.manual_seed(SEED)
     cfg = config(arch)
     model = transformers.AutoModelForCausalLM.from_config(cfg, dtype=torch.float32)
-    redraw(model, SEED + sorted(ARCHS).index(arch))
+    redraw(model, weight_seed(arch))
     model = model.to(torch.bfloat16)
     model.save_pretrained(out_dir, safe_serialization=True)
     tok = transformers.PreTrainedTokenizerFast.from_pretrained(tokenizer_dir)

@@ -13,6 +13,7 @@ pub const EMBEDDED: &[(&str, &str)] = &[
     ("qwen2.yaml", include_str!("../../contracts/qwen2.yaml")),
     ("qwen3.yaml", include_str!("../../contracts/qwen3.yaml")),
     ("qwen3_moe.yaml", include_str!("../../contracts/qwen3_moe.yaml")),
+    ("qwen2_moe.yaml", include_str!("../../contracts/qwen2_moe.yaml")),
     ("gpt2.yaml", include_str!("../../contracts/gpt2.yaml")),
     ("phi2.yaml", include_str!("../../contracts/phi2.yaml")),
 ];

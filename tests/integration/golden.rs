@@ -54,7 +54,7 @@ fn files_under(dir: &Path) -> BTreeSet<String> {
 fn the_fixture_set_is_complete() {
     let names: BTreeSet<String> =
         manifests().iter().map(|(d, _)| d.file_name().unwrap().to_string_lossy().into_owned()).collect();
-    let expected = ["gpt2", "kernels", "llama", "phi2", "qwen2", "qwen3", "qwen3_moe"];
+    let expected = ["gpt2", "kernels", "llama", "phi2", "qwen2", "qwen2_moe", "qwen3", "qwen3_moe"];
     assert_eq!(names, expected.iter().map(|s| s.to_string()).collect(), "golden/ manifests");
 }
 

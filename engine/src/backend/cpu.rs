@@ -8,7 +8,7 @@ use super::host::{self, HostTensor};
 use super::{AttnShape, Backend, HostWeight, Op, Result, RopeParams};
 use crate::contract::schema::Activation;
 use crate::ops::kv_cache::KvCache;
-use crate::ops::{norm, rope};
+use crate::ops::{moe, norm, rope};
 use crate::quant;
 
 const NAME: &str = "cpu";
@@ -183,5 +183,51 @@ impl Backend for Cpu {
 
     fn split_cols(&self, x: &HostTensor, widths: &[usize]) -> Result<Vec<HostTensor>> {
         host::split_cols(NAME, x, widths)
+    }
+
+    fn soft_max(&self, x: &HostTensor) -> Result<HostTensor> {
+        host::map_rows(NAME, x, moe::soft_max_ggml)
+    }
+
+    fn top_k(&self, x: &HostTensor, k: usize) -> Result<Vec<u32>> {
+        host::top_k(NAME, x, k)
+    }
+
+    fn take_cols(&self, x: &HostTensor, ids: &[u32], k: usize) -> Result<HostTensor> {
+        host::take_cols(NAME, x, ids, k)
+    }
+
+    fn normalize_rows(&self, x: &HostTensor) -> Result<HostTensor> {
+        host::map_rows(NAME, x, moe::normalize_ggml)
+    }
+
+    fn take_rows(&self, x: &HostTensor, rows: &[u32]) -> Result<HostTensor> {
+        host::take_rows(NAME, x, rows)
+    }
+
+    fn moe_sum(&self, weights: &HostTensor, parts: &[(&[u32], &HostTensor)]) -> Result<HostTensor> {
+        // As ggml: each expert output scaled by its weight in f32, then the k slots added in order.
+        let (cols, slots) = host::moe_slots(NAME, weights, parts)?;
+        let k = weights.cols;
+        let mut out = vec![0.0f32; weights.rows * cols];
+        for (t, o) in out.chunks_exact_mut(cols.max(1)).enumerate() {
+            for j in 0..k {
+                let w = weights.data[t * k + j];
+                for (o, &y) in o.iter_mut().zip(slots[t * k + j]) {
+                    *o += y * w;
+                }
+            }
+        }
+        HostTensor::new(NAME, weights.rows, cols, out)
+    }
+
+    fn sigmoid_gate(&self, x: &HostTensor, g: &HostTensor) -> Result<HostTensor> {
+        host::check_gate(NAME, x, g)?;
+        let mut out = x.data.clone();
+        for (row, &gv) in out.chunks_exact_mut(x.cols.max(1)).zip(&g.data) {
+            let s = 1.0 / (1.0 + (-gv).exp()); // ggml's f32 sigmoid
+            row.iter_mut().for_each(|v| *v *= s);
+        }
+        HostTensor::new(NAME, x.rows, x.cols, out)
     }
 }

@@ -4,6 +4,7 @@
 use super::{BackendError, HostWeight, Op, Result};
 use crate::contract::schema::Activation;
 use crate::ops::activation::{gelu_erf, gelu_tanh, silu};
+use crate::ops::moe;
 
 /// Row-major activations `[rows, cols]` in host memory.
 #[derive(Clone, Debug, PartialEq)]
@@ -175,6 +176,85 @@ pub(super) fn check_rope(backend: &'static str, x: &HostTensor, p: super::RopePa
     }
     if positions.len() != x.rows || x.rows == 0 {
         return Err(shape(backend, Op::Rope, format!("{} positions for {} rows", positions.len(), x.rows)));
+    }
+    Ok(())
+}
+
+/// `f` over every row, for the row-wise router ops.
+pub(super) fn map_rows(backend: &'static str, x: &HostTensor, f: fn(&[f32], &mut [f32])) -> Result<HostTensor> {
+    if x.cols == 0 {
+        return Err(shape(backend, Op::Moe, format!("rows of 0 values in [{}, 0]", x.rows)));
+    }
+    let mut out = vec![0.0f32; x.data.len()];
+    for (o, r) in out.chunks_exact_mut(x.cols).zip(x.data.chunks_exact(x.cols)) {
+        f(r, o);
+    }
+    HostTensor::new(backend, x.rows, x.cols, out)
+}
+
+pub(super) fn top_k(backend: &'static str, x: &HostTensor, k: usize) -> Result<Vec<u32>> {
+    if k == 0 || k > x.cols {
+        return Err(shape(backend, Op::Moe, format!("top {k} of rows of {}", x.cols)));
+    }
+    let mut ids = vec![0u32; x.rows * k];
+    for (row, out) in x.data.chunks_exact(x.cols).zip(ids.chunks_exact_mut(k)) {
+        moe::top_k(row, out);
+    }
+    Ok(ids)
+}
+
+pub(super) fn take_cols(backend: &'static str, x: &HostTensor, ids: &[u32], k: usize) -> Result<HostTensor> {
+    if k == 0 || ids.len() != x.rows * k || ids.iter().any(|&c| c as usize >= x.cols) {
+        return Err(shape(backend, Op::Moe, format!("{} column ids ({k} per row) for [{}, {}]", ids.len(), x.rows, x.cols)));
+    }
+    let data = ids.iter().enumerate().map(|(i, &c)| x.data[(i / k) * x.cols + c as usize]).collect();
+    HostTensor::new(backend, x.rows, k, data)
+}
+
+pub(super) fn take_rows(backend: &'static str, x: &HostTensor, rows: &[u32]) -> Result<HostTensor> {
+    let mut data = Vec::with_capacity(rows.len() * x.cols);
+    for &r in rows {
+        let r = r as usize;
+        if r >= x.rows {
+            return Err(shape(backend, Op::Moe, format!("row {r} of [{}, {}]", x.rows, x.cols)));
+        }
+        data.extend_from_slice(&x.data[r * x.cols..][..x.cols]);
+    }
+    HostTensor::new(backend, rows.len(), x.cols, data)
+}
+
+/// `moe_sum`'s inputs checked and arranged by slot: for each slot, its output row.
+pub(super) fn moe_slots<'a>(
+    backend: &'static str,
+    weights: &HostTensor,
+    parts: &[(&[u32], &'a HostTensor)],
+) -> Result<(usize, Vec<&'a [f32]>)> {
+    let n_slots = weights.data.len();
+    let cols = parts.first().map_or(0, |(_, y)| y.cols);
+    let mut rows: Vec<Option<&[f32]>> = vec![None; n_slots];
+    for (slots, y) in parts {
+        if y.cols != cols || y.rows != slots.len() {
+            return Err(shape(
+                backend,
+                Op::Moe,
+                format!("expert output [{}, {}] for {} slots of width {cols}", y.rows, y.cols, slots.len()),
+            ));
+        }
+        for (&s, row) in slots.iter().zip(y.data.chunks_exact(cols.max(1))) {
+            match rows.get_mut(s as usize) {
+                Some(r @ None) => *r = Some(row),
+                _ => return Err(shape(backend, Op::Moe, format!("slot {s} of {n_slots} given twice or out of range"))),
+            }
+        }
+    }
+    let rows: Option<Vec<&[f32]>> = rows.into_iter().collect();
+    let rows = rows.ok_or_else(|| shape(backend, Op::Moe, format!("not every one of {n_slots} slots has an output")))?;
+    Ok((cols, rows))
+}
+
+pub(super) fn check_gate(backend: &'static str, x: &HostTensor, g: &HostTensor) -> Result<()> {
+    if g.cols != 1 || g.rows != x.rows {
+        return Err(shape(backend, Op::Moe, format!("gate [{}, {}] for [{}, {}]", g.rows, g.cols, x.rows, x.cols)));
     }
     Ok(())
 }

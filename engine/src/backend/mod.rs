@@ -38,6 +38,9 @@ pub enum Op {
     Activation,
     /// Add, multiply, bias, split.
     Elementwise,
+    /// Router softmax, top-k and renormalization; gathering tokens for an expert and summing
+    /// the experts' outputs; the shared expert's sigmoid gate.
+    Moe,
 }
 
 impl fmt::Display for Op {
@@ -52,6 +55,7 @@ impl fmt::Display for Op {
             Op::Attention => "attention",
             Op::Activation => "activation",
             Op::Elementwise => "elementwise",
+            Op::Moe => "moe",
         })
     }
 }
@@ -169,6 +173,25 @@ pub trait Backend: Sync {
     fn mul(&self, a: &Self::Tensor, b: &Self::Tensor) -> Result<Self::Tensor>;
     /// Splits the columns into consecutive groups of `widths` (a fused qkv projection).
     fn split_cols(&self, x: &Self::Tensor, widths: &[usize]) -> Result<Vec<Self::Tensor>>;
+
+    // Mixture of experts. The router runs in f32 (or wider) whatever the weights are.
+    /// Softmax of each row: router logits → expert probabilities.
+    fn soft_max(&self, x: &Self::Tensor) -> Result<Self::Tensor>;
+    /// The columns of each row's `k` largest values, largest first, equal values to the lower
+    /// column: `[rows * k]`, on the host, because they decide which expert weights are read.
+    fn top_k(&self, x: &Self::Tensor, k: usize) -> Result<Vec<u32>>;
+    /// Row t's values at columns `ids[t * k..][..k]`: `[rows, k]`.
+    fn take_cols(&self, x: &Self::Tensor, ids: &[u32], k: usize) -> Result<Self::Tensor>;
+    /// Each row divided by its sum.
+    fn normalize_rows(&self, x: &Self::Tensor) -> Result<Self::Tensor>;
+    /// Rows `rows` of `x`, in that order: the tokens routed to one expert.
+    fn take_rows(&self, x: &Self::Tensor, rows: &[u32]) -> Result<Self::Tensor>;
+    /// The routed output: for every token t, Σ_j w[t, j] · y(t·k + j) in slot order j, where
+    /// `weights` is `[n_tokens, k]` and each part `(slots, y)` holds one expert's output rows for
+    /// those slots. Every slot must be covered exactly once.
+    fn moe_sum(&self, weights: &Self::Tensor, parts: &[(&[u32], &Self::Tensor)]) -> Result<Self::Tensor>;
+    /// Row t of `x` times σ(g[t]), `g` being `[rows, 1]`: the shared expert's gate.
+    fn sigmoid_gate(&self, x: &Self::Tensor, g: &Self::Tensor) -> Result<Self::Tensor>;
 }
 
 /// The backends this build can run on this machine, by name.

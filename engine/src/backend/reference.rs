@@ -6,7 +6,7 @@ use super::{AttnShape, Backend, HostWeight, Op, Result, RopeParams};
 use crate::contract::schema::Activation;
 use crate::ops::attention::Attention;
 use crate::ops::kv_cache::KvCache;
-use crate::ops::{norm, rope};
+use crate::ops::{moe, norm, rope};
 
 const NAME: &str = "reference";
 
@@ -138,5 +138,48 @@ impl Backend for Reference {
 
     fn split_cols(&self, x: &HostTensor, widths: &[usize]) -> Result<Vec<HostTensor>> {
         host::split_cols(NAME, x, widths)
+    }
+
+    fn soft_max(&self, x: &HostTensor) -> Result<HostTensor> {
+        host::map_rows(NAME, x, moe::soft_max_f64)
+    }
+
+    fn top_k(&self, x: &HostTensor, k: usize) -> Result<Vec<u32>> {
+        host::top_k(NAME, x, k)
+    }
+
+    fn take_cols(&self, x: &HostTensor, ids: &[u32], k: usize) -> Result<HostTensor> {
+        host::take_cols(NAME, x, ids, k)
+    }
+
+    fn normalize_rows(&self, x: &HostTensor) -> Result<HostTensor> {
+        host::map_rows(NAME, x, moe::normalize_f64)
+    }
+
+    fn take_rows(&self, x: &HostTensor, rows: &[u32]) -> Result<HostTensor> {
+        host::take_rows(NAME, x, rows)
+    }
+
+    fn moe_sum(&self, weights: &HostTensor, parts: &[(&[u32], &HostTensor)]) -> Result<HostTensor> {
+        let (cols, slots) = host::moe_slots(NAME, weights, parts)?;
+        let k = weights.cols;
+        let mut out = vec![0.0f32; weights.rows * cols];
+        for (t, o) in out.chunks_exact_mut(cols.max(1)).enumerate() {
+            for (c, o) in o.iter_mut().enumerate() {
+                let sum: f64 = (0..k).map(|j| f64::from(weights.data[t * k + j]) * f64::from(slots[t * k + j][c])).sum();
+                *o = sum as f32;
+            }
+        }
+        HostTensor::new(NAME, weights.rows, cols, out)
+    }
+
+    fn sigmoid_gate(&self, x: &HostTensor, g: &HostTensor) -> Result<HostTensor> {
+        host::check_gate(NAME, x, g)?;
+        let mut out = x.data.clone();
+        for (row, &gv) in out.chunks_exact_mut(x.cols.max(1)).zip(&g.data) {
+            let s = moe::sigmoid(gv);
+            row.iter_mut().for_each(|v| *v = (f64::from(*v) * s) as f32);
+        }
+        HostTensor::new(NAME, x.rows, x.cols, out)
     }
 }

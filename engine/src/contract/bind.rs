@@ -370,6 +370,17 @@ fn expected_tensors(
     }
 }
 
+/// Whether a found shape is the expected one. ggml pads `ne` with ones, so under GGUF names
+/// outer (row-major leading) dimensions of 1 are not part of the shape: llama.cpp's converter
+/// writes Qwen2-MoE's `ffn_gate_inp_shexp` as `[1, n_embd]` and its quantizer as `[n_embd]`.
+fn same_shape(scheme: Scheme, expected: &[u64], found: &[u64]) -> bool {
+    let outer_ones = |s: &[u64]| s.iter().take_while(|&&d| d == 1).count().min(s.len().saturating_sub(1));
+    match scheme {
+        Scheme::Hf => expected == found,
+        Scheme::Gguf => expected[outer_ones(expected)..] == found[outer_ones(found)..],
+    }
+}
+
 /// Whether `name` is one expert's tensor of an HF per-expert role at `layer`.
 fn matches_expert_template(def: &RoleDef, scheme: Scheme, layer: Option<usize>, name: &str) -> bool {
     let Some(template) = def.spec.hf.as_ref().filter(|_| scheme == Scheme::Hf) else { return false };
@@ -427,7 +438,7 @@ fn check_tensor(
     bound.dtype = Some(t.dtype);
     bound.found_shape = Some(t.shape.clone());
     if let Some(expected) = expected
-        && expected != t.shape
+        && !same_shape(scheme, &expected, &t.shape)
     {
         violations.push(Violation::ShapeMismatch {
             role: role.clone(),
@@ -566,5 +577,21 @@ fn metadata_num(v: &MetaValue, ty: Ty) -> Result<Num, MetaProblem> {
         }
         (Ty::Int, _) => v.as_i128().map_or(Err(MetaProblem::Type), int),
         (Ty::Float, _) => v.as_f64().map(Num::Float).ok_or(MetaProblem::Type),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gguf_shapes_ignore_outer_ones_as_ggml_does_and_hf_shapes_do_not() {
+        assert!(same_shape(Scheme::Gguf, &[1, 256], &[256]));
+        assert!(same_shape(Scheme::Gguf, &[256], &[1, 256]));
+        assert!(same_shape(Scheme::Gguf, &[1], &[1, 1]));
+        assert!(!same_shape(Scheme::Gguf, &[256, 1], &[256]), "an inner 1 is a real dimension");
+        assert!(!same_shape(Scheme::Gguf, &[2, 256], &[256]));
+        assert!(!same_shape(Scheme::Hf, &[1, 256], &[256]));
+        assert!(same_shape(Scheme::Hf, &[8, 64, 256], &[8, 64, 256]));
     }
 }

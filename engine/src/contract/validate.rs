@@ -414,6 +414,14 @@ fn check_stages(doc: &ContractDoc, errors: &mut Errors) {
             );
         }
     }
+    // Stages a forward may trace but need not list.
+    let optional: &[(&str, bool, &str)] =
+        &[("ffn_moe_weights", moe, "ffn: moe"), ("ffn_shexp", shared, "moe.shared_expert")];
+    for &(stage, allowed, because) in optional {
+        if seen.contains(stage) && !allowed {
+            errors.at(&doc.forward, format!("stages must not list `{stage}` ({because} is off)"));
+        }
+    }
     for stage in ["Qcur_rope", "Kcur_rope"] {
         if seen.contains(stage) && f.rope.is_none() {
             errors.at(&doc.forward, format!("stage `{stage}` needs a rope"));

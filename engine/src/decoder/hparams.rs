@@ -3,7 +3,7 @@
 use super::DecoderError;
 use crate::contract::Binding;
 use crate::contract::expr::Num;
-use crate::contract::schema::Forward;
+use crate::contract::schema::{FfnKind, Forward};
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Hparams {
@@ -19,6 +19,8 @@ pub struct Hparams {
     pub norm_eps: f32,
     /// Learned position embeddings available (`n_ctx_train`; 0 without them).
     pub n_positions: usize,
+    /// (n_expert, n_expert_used) of a mixture-of-experts FFN.
+    pub experts: Option<(usize, usize)>,
 }
 
 impl Hparams {
@@ -60,8 +62,14 @@ impl Hparams {
             rope_theta: if has_rope { float("rope_theta")? } else { 0.0 },
             norm_eps: float("norm_eps")? as f32,
             n_positions: if forward.learned_positions { int("n_ctx_train")? } else { 0 },
+            experts: if forward.ffn == FfnKind::Moe { Some((int("n_expert")?, int("n_expert_used")?)) } else { None },
         };
         let bad = |name: &str, problem: String| Err(DecoderError::Hparam { name: name.into(), problem });
+        if let Some((n_expert, n_used)) = h.experts
+            && n_used > n_expert
+        {
+            return bad("n_expert_used", format!("{n_used} experts per token out of {n_expert}"));
+        }
         if !h.n_head.is_multiple_of(h.n_head_kv) {
             return bad("n_head_kv", format!("{} query heads do not share {} kv heads evenly", h.n_head, h.n_head_kv));
         }

@@ -3,19 +3,21 @@
 //! ops come from a [`Backend`]. Stages are reported to a [`Probe`] under llama.cpp's graph names.
 
 mod hparams;
+mod moe;
 mod mutation;
 mod weights;
 
 use crate::backend::{AttnShape, Backend, BackendError, RopeParams};
-use crate::contract::schema::{FfnKind, Forward, NormKind, RopeStyle};
+use crate::contract::schema::{Forward, NormKind, RopeStyle};
 use crate::contract::{Binding, Contract};
 use crate::model::Model;
 use crate::ops::kv_cache::ContextFull;
 use crate::trace::Probe;
 
 pub use hparams::Hparams;
+pub use moe::{ExpertReads, ForcedRoutes};
 pub use mutation::Mutation;
-use weights::{Gather, Layer, Linear, Norm, Qkv, Weights};
+use weights::{Ffn, Gather, Layer, Linear, Norm, Qkv, Weights};
 
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
 pub enum DecoderError {
@@ -37,6 +39,8 @@ pub enum DecoderError {
     PositionOutOfRange { pos: usize, n_positions: usize },
     #[error("no tokens to run")]
     Empty,
+    #[error("forced route {ids:?} at layer {layer}, position {pos}: expected {k} distinct experts below {n_expert}")]
+    Route { layer: usize, pos: usize, ids: Vec<u32>, k: usize, n_expert: usize },
     #[error(transparent)]
     ContextFull(#[from] ContextFull),
     #[error(transparent)]
@@ -61,12 +65,26 @@ pub struct Session<B: Backend> {
     cache: B::Cache,
     pos: usize,
     n_ctx: usize,
+    forced: ForcedRoutes,
+    reads: ExpertReads,
 }
 
 impl<B: Backend> Session<B> {
     /// Positions used so far.
     pub fn pos(&self) -> usize {
         self.pos
+    }
+
+    /// Expert weights read by this session's forward passes so far.
+    pub fn expert_reads(&self) -> ExpertReads {
+        self.reads
+    }
+
+    /// Routes (layer, position) to the given experts instead of the router's choice, for the
+    /// rest of the session. Verification uses it where a reference routed a near-tie the other
+    /// way, so that the stages after it stay comparable.
+    pub fn force_routes(&mut self, routes: ForcedRoutes) {
+        self.forced = routes;
     }
 }
 
@@ -93,14 +111,11 @@ impl<'m, B: Backend> Decoder<'m, B> {
             });
         }
         let forward = contract.doc.forward.value.clone();
-        if forward.ffn == FfnKind::Moe {
-            return Err(DecoderError::NotImplemented(format!("the mixture-of-experts FFN of `{}`", contract.name())));
-        }
         if binding.tensors.iter().any(|t| t.role.base == "rope_freqs" && t.dtype.is_some()) {
             return Err(DecoderError::NotImplemented("rope frequency factors (`rope_freqs.weight`)".into()));
         }
         let hparams = Hparams::from_binding(binding, &forward)?;
-        let weights = Gather { backend: &backend, contract, binding, model }.weights(hparams.n_layer)?;
+        let weights = Gather { backend: &backend, contract, binding, model }.weights(hparams.n_layer, hparams.experts)?;
         let mut rope = binding.rope;
         if mutations.contains(&Mutation::SwapRopeStyle) {
             rope = rope.map(|s| match s {
@@ -118,7 +133,13 @@ impl<'m, B: Backend> Decoder<'m, B> {
     /// A new sequence with room for `n_ctx` positions.
     pub fn session(&self, n_ctx: usize) -> Result<Session<B>> {
         let h = &self.hparams;
-        Ok(Session { cache: self.backend.new_cache(h.n_layer, n_ctx, h.n_head_kv, h.head_dim)?, pos: 0, n_ctx })
+        Ok(Session {
+            cache: self.backend.new_cache(h.n_layer, n_ctx, h.n_head_kv, h.head_dim)?,
+            pos: 0,
+            n_ctx,
+            forced: ForcedRoutes::new(),
+            reads: ExpertReads::default(),
+        })
     }
 
     /// Runs `tokens` after what the session has seen (a prompt, or one decode step) and returns
@@ -171,12 +192,7 @@ impl<'m, B: Backend> Decoder<'m, B> {
         let h = &self.hparams;
         let be = &self.backend;
         let at = Some(l);
-        let mut cur = self.norm(x, &layer.attn_norm)?;
-        if self.mutations.contains(&Mutation::NanAfterAttnNorm { layer: l }) {
-            let (rows, cols) = be.dims(&cur);
-            cur = be.add(&cur, &be.upload(rows, cols, &vec![f32::NAN; rows * cols])?)?;
-        }
-        self.record(probe, "attn_norm", at, &cur)?;
+        let cur = self.emit(probe, "attn_norm", at, self.norm(x, &layer.attn_norm)?)?;
 
         let (mut q, mut k, v) = match &layer.qkv {
             Qkv::Separate { q, k, v } => (self.linear(q, &cur)?, self.linear(k, &cur)?, self.linear(v, &cur)?),
@@ -216,7 +232,7 @@ impl<'m, B: Backend> Decoder<'m, B> {
         let out = match &layer.ffn_norm {
             // x + attn(norm(x)) + ffn(norm(x)): both branches read the one norm.
             None => {
-                let ffn_out = self.ffn(layer, &cur, at, probe)?;
+                let ffn_out = self.ffn(s, layer, &cur, l, probe)?;
                 be.add(&be.add(x, &attn_out)?, &ffn_out)?
             }
             Some(ffn_norm) => {
@@ -224,7 +240,7 @@ impl<'m, B: Backend> Decoder<'m, B> {
                 self.record(probe, "ffn_inp", at, &ffn_inp)?;
                 let cur = self.norm(&ffn_inp, ffn_norm)?;
                 self.record(probe, "ffn_norm", at, &cur)?;
-                let ffn_out = self.ffn(layer, &cur, at, probe)?;
+                let ffn_out = self.ffn(s, layer, &cur, l, probe)?;
                 be.add(&ffn_inp, &ffn_out)?
             }
         };
@@ -232,32 +248,39 @@ impl<'m, B: Backend> Decoder<'m, B> {
         Ok(out)
     }
 
-    /// SwiGLU `down(act(gate(x)) * up(x))` or MLP `down(act(up(x)))`.
+    /// SwiGLU `down(act(gate(x)) * up(x))`, MLP `down(act(up(x)))`, or the experts.
     fn ffn<P: Probe>(
         &self,
+        s: &mut Session<B>,
         layer: &Layer<'m, B>,
         x: &B::Tensor,
-        at: Option<usize>,
+        l: usize,
         probe: &mut P,
     ) -> Result<B::Tensor> {
         let be = &self.backend;
         let act = self.forward.activation;
-        let hidden = match &layer.ffn_gate {
-            Some(gate) => {
-                let g = self.linear(gate, x)?;
-                self.record(probe, "ffn_gate", at, &g)?;
-                let u = self.linear(&layer.ffn_up, x)?;
-                self.record(probe, "ffn_up", at, &u)?;
-                be.mul(&be.activation(act, &g)?, &u)?
+        let at = Some(l);
+        let out = match &layer.ffn {
+            Ffn::Dense { gate, up, down } => {
+                let hidden = match gate {
+                    Some(gate) => {
+                        let g = self.linear(gate, x)?;
+                        self.record(probe, "ffn_gate", at, &g)?;
+                        let u = self.linear(up, x)?;
+                        self.record(probe, "ffn_up", at, &u)?;
+                        be.mul(&be.activation(act, &g)?, &u)?
+                    }
+                    None => {
+                        let u = self.linear(up, x)?;
+                        self.record(probe, "ffn_up", at, &u)?;
+                        be.activation(act, &u)?
+                    }
+                };
+                self.record(probe, "ffn_act", at, &hidden)?;
+                self.linear(down, &hidden)?
             }
-            None => {
-                let u = self.linear(&layer.ffn_up, x)?;
-                self.record(probe, "ffn_up", at, &u)?;
-                be.activation(act, &u)?
-            }
+            Ffn::Moe(moe) => self.moe(moe, x, l, s.pos, &s.forced, &mut s.reads, probe)?,
         };
-        self.record(probe, "ffn_act", at, &hidden)?;
-        let out = self.linear(&layer.ffn_down, &hidden)?;
         self.record(probe, "ffn_out", at, &out)?;
         Ok(out)
     }
@@ -273,6 +296,19 @@ impl<'m, B: Backend> Decoder<'m, B> {
             (NormKind::Layer, Some(b)) => self.backend.layer_norm(x, &n.w, b, eps)?,
             (NormKind::Layer, None) => unreachable!("LayerNorm weights are gathered with their bias"),
         })
+    }
+
+    /// Records stage `stage` and passes it on — as NaN where a [`Mutation::NanAt`] says so.
+    fn emit<P: Probe>(&self, probe: &mut P, stage: &str, layer: Option<usize>, t: B::Tensor) -> Result<B::Tensor> {
+        let poisoned = self.mutations.iter().any(|m| matches!(m, Mutation::NanAt { stage: s, layer: l } if *s == stage && Some(*l) == layer));
+        let t = if poisoned {
+            let (rows, cols) = self.backend.dims(&t);
+            self.backend.add(&t, &self.backend.upload(rows, cols, &vec![f32::NAN; rows * cols])?)?
+        } else {
+            t
+        };
+        self.record(probe, stage, layer, &t)?;
+        Ok(t)
     }
 
     fn record<P: Probe>(&self, probe: &mut P, stage: &str, layer: Option<usize>, t: &B::Tensor) -> Result<()> {

@@ -9,6 +9,12 @@ pub enum Mutation {
     /// Tokens after the first call of a session sit one position too far (a KV-cache
     /// bookkeeping bug): breaks prefill + decode = one pass.
     DecodePositionOffByOne,
-    /// The attention norm of `layer` outputs NaN: the first non-finite stage must be named.
-    NanAfterAttnNorm { layer: usize },
+    /// Stage `stage` of `layer` outputs NaN (and passes it on): the first non-finite stage
+    /// must be named.
+    NanAt { stage: &'static str, layer: usize },
+    /// Every expert runs for every token, the unselected ones' outputs dropped: the output is
+    /// unchanged, only the expert bytes read per token betray it.
+    ReadEveryExpert,
+    /// The top-k weights are passed on as `ffn_moe_weights_norm` without renormalization.
+    SkipRenormalize,
 }

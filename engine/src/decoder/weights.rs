@@ -3,9 +3,10 @@
 //! backend. Quantized matrices stay quantized.
 
 use super::DecoderError;
+use super::moe::{Expert, Moe, SharedExpert};
 use crate::backend::{Backend, HostWeight};
 use crate::contract::bind::TensorStatus;
-use crate::contract::schema::{NormKind, QkvLayout};
+use crate::contract::schema::{FfnKind, NormKind, QkvLayout};
 use crate::contract::vocab::Role;
 use crate::contract::{Binding, Contract, Scheme};
 use crate::model::Model;
@@ -42,10 +43,17 @@ pub struct Layer<'m, B: Backend> {
     pub attn_output: Linear<'m, B>,
     /// Absent with a parallel residual (one norm feeds both branches).
     pub ffn_norm: Option<Norm<B>>,
-    /// SwiGLU only.
-    pub ffn_gate: Option<Linear<'m, B>>,
-    pub ffn_up: Linear<'m, B>,
-    pub ffn_down: Linear<'m, B>,
+    pub ffn: Ffn<'m, B>,
+}
+
+pub enum Ffn<'m, B: Backend> {
+    Dense {
+        /// SwiGLU only.
+        gate: Option<Linear<'m, B>>,
+        up: Linear<'m, B>,
+        down: Linear<'m, B>,
+    },
+    Moe(Moe<'m, B>),
 }
 
 pub struct Weights<'m, B: Backend> {
@@ -71,8 +79,20 @@ impl<'m, B: Backend> Gather<'_, 'm, B> {
     /// The file's tensor for `role` at `layer`, following `tied_to`; `None` when the optional
     /// role is absent.
     fn host(&self, key: &str, layer: Option<usize>) -> Result<Option<HostWeight<'m>>, DecoderError> {
+        self.host_expert(key, layer, None)
+    }
+
+    /// [`Gather::host`] for one expert's tensor of HF's per-expert roles (`expert: Some`).
+    fn host_expert(
+        &self,
+        key: &str,
+        layer: Option<usize>,
+        expert: Option<usize>,
+    ) -> Result<Option<HostWeight<'m>>, DecoderError> {
         let role = Role::parse(key).ok_or_else(|| DecoderError::Role { role: key.to_owned(), problem: "unknown" })?;
-        let Some(bound) = self.binding.tensors.iter().find(|t| t.role == role && t.layer == layer) else {
+        let Some(bound) =
+            self.binding.tensors.iter().find(|t| t.role == role && t.layer == layer && t.expert == expert)
+        else {
             return Ok(None); // the contract has no such role
         };
         let (role, name) = match bound.status {
@@ -118,6 +138,72 @@ impl<'m, B: Backend> Gather<'_, 'm, B> {
         })
     }
 
+    /// A role the architecture requires, as a vector: absent is an error, never a skipped op
+    /// (a model whose q/k norms went missing must not run without them).
+    fn need_vector(&self, key: &str, layer: Option<usize>) -> Result<B::Vector, DecoderError> {
+        Ok(self.backend.load_vector(self.need(key, layer)?)?)
+    }
+
+    /// Expert `e`'s matrix of a stacked `[n_expert, rows, cols]` role: a slab of the file's
+    /// stacked tensor, or HF's own per-expert tensor. Borrowed, not read.
+    fn expert_slabs(&self, key: &str, layer: usize, n_expert: usize) -> Result<Vec<HostWeight<'m>>, DecoderError> {
+        let at = Some(layer);
+        if self.binding.tensors.iter().any(|t| t.role.to_string() == key && t.layer == at && t.expert.is_some()) {
+            return (0..n_expert)
+                .map(|e| {
+                    self.host_expert(key, at, Some(e))?
+                        .ok_or_else(|| DecoderError::Role { role: format!("{key} (expert {e})"), problem: "missing" })
+                })
+                .collect();
+        }
+        let stacked = self.need(key, at)?;
+        let n = stacked.rows.n_rows;
+        if stacked.transposed || n_expert == 0 || !n.is_multiple_of(n_expert) {
+            return Err(DecoderError::Weight {
+                tensor: stacked.rows.name.to_owned(),
+                message: format!("{n} rows do not stack {n_expert} experts"),
+            });
+        }
+        let per = n / n_expert;
+        Ok((0..n_expert).map(|e| HostWeight { rows: stacked.rows.slab(e * per, per), transposed: false }).collect())
+    }
+
+    fn moe(&self, layer: usize, n_expert: usize, n_used: usize) -> Result<Moe<'m, B>, DecoderError> {
+        let f = &self.contract.doc.forward;
+        let spec = f.moe.as_ref().ok_or_else(|| DecoderError::Role {
+            role: "forward.moe".into(),
+            problem: "missing (an `ffn: moe` contract declares its routing)",
+        })?;
+        let at = Some(layer);
+        let gate = self.expert_slabs("ffn_gate_exps.weight", layer, n_expert)?;
+        let up = self.expert_slabs("ffn_up_exps.weight", layer, n_expert)?;
+        let down = self.expert_slabs("ffn_down_exps.weight", layer, n_expert)?;
+        let experts = gate
+            .into_iter()
+            .zip(up)
+            .zip(down)
+            .map(|((g, u), d)| {
+                Ok(Expert {
+                    bytes: g.rows.n_bytes() + u.rows.n_bytes() + d.rows.n_bytes(),
+                    gate: self.backend.load_matrix(g)?,
+                    up: self.backend.load_matrix(u)?,
+                    down: self.backend.load_matrix(d)?,
+                })
+            })
+            .collect::<Result<Vec<_>, DecoderError>>()?;
+        let shared = if spec.shared_expert {
+            Some(SharedExpert {
+                gate_inp: self.linear("ffn_gate_inp_shexp", at)?,
+                gate: self.linear("ffn_gate_shexp", at)?,
+                up: self.linear("ffn_up_shexp", at)?,
+                down: self.linear("ffn_down_shexp", at)?,
+            })
+        } else {
+            None
+        };
+        Ok(Moe { router: self.linear("ffn_gate_inp", at)?, experts, shared, n_used, renormalize: spec.renormalize })
+    }
+
     fn norm(&self, base: &str, layer: Option<usize>, kind: NormKind) -> Result<Norm<B>, DecoderError> {
         let w = self
             .vector(&format!("{base}.weight"), layer)?
@@ -129,7 +215,8 @@ impl<'m, B: Backend> Gather<'_, 'm, B> {
         Ok(Norm { w, b })
     }
 
-    pub fn weights(&self, n_layer: usize) -> Result<Weights<'m, B>, DecoderError> {
+    /// Every weight; `experts` is (n_expert, n_expert_used) for a MoE contract.
+    pub fn weights(&self, n_layer: usize, experts: Option<(usize, usize)>) -> Result<Weights<'m, B>, DecoderError> {
         let f = &self.contract.doc.forward;
         let mut layers = Vec::with_capacity(n_layer);
         for l in 0..n_layer {
@@ -145,17 +232,19 @@ impl<'m, B: Backend> Gather<'_, 'm, B> {
             layers.push(Layer {
                 attn_norm: self.norm("attn_norm", at, f.norm)?,
                 qkv,
-                q_norm: if f.qk_norm { self.vector("attn_q_norm.weight", at)? } else { None },
-                k_norm: if f.qk_norm { self.vector("attn_k_norm.weight", at)? } else { None },
+                q_norm: if f.qk_norm { Some(self.need_vector("attn_q_norm.weight", at)?) } else { None },
+                k_norm: if f.qk_norm { Some(self.need_vector("attn_k_norm.weight", at)?) } else { None },
                 attn_output: self.linear("attn_output", at)?,
                 ffn_norm: if f.parallel_residual { None } else { Some(self.norm("ffn_norm", at, f.norm)?) },
-                ffn_gate: if f.ffn == crate::contract::schema::FfnKind::Swiglu {
-                    Some(self.linear("ffn_gate", at)?)
-                } else {
-                    None
+                ffn: match (f.ffn, experts) {
+                    (FfnKind::Moe, Some((n_expert, n_used))) => Ffn::Moe(self.moe(l, n_expert, n_used)?),
+                    (FfnKind::Moe, None) => unreachable!("MoE hyperparameters are read for MoE contracts"),
+                    (kind, _) => Ffn::Dense {
+                        gate: if kind == FfnKind::Swiglu { Some(self.linear("ffn_gate", at)?) } else { None },
+                        up: self.linear("ffn_up", at)?,
+                        down: self.linear("ffn_down", at)?,
+                    },
                 },
-                ffn_up: self.linear("ffn_up", at)?,
-                ffn_down: self.linear("ffn_down", at)?,
             });
         }
         Ok(Weights {

@@ -8,6 +8,7 @@
 pub mod activation;
 pub mod attention;
 pub mod kv_cache;
+pub mod moe;
 pub mod norm;
 pub mod rope;
 

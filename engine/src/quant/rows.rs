@@ -101,8 +101,10 @@ pub enum Activations {
 pub struct WeightRows<'a> {
     pub name: &'a str,
     pub dtype: DType,
-    /// `n_rows * row_bytes` bytes (APR-q8: the 4-byte scale, then the rows).
+    /// The rows, `n_rows * row_bytes` bytes.
     bytes: &'a [u8],
+    /// APR-q8's per-tensor scale (its 4-byte header); empty for every other type.
+    scale: &'a [u8],
     pub n_rows: usize,
     /// Elements per row.
     pub n_cols: usize,
@@ -140,12 +142,25 @@ impl<'a> WeightRows<'a> {
         if bytes.len() != header + n_rows * row_bytes {
             return Err(layout(format!("{} bytes for {n_rows} rows of {n_cols} {dtype}", bytes.len())));
         }
-        Ok(Self { name, dtype, bytes, n_rows, n_cols, row_bytes })
+        let (scale, bytes) = bytes.split_at(header);
+        Ok(Self { name, dtype, bytes, scale, n_rows, n_cols, row_bytes })
+    }
+
+    /// Rows `first..first + n` as a matrix of their own, borrowing the same bytes: one expert's
+    /// slab of a stacked `[n_expert, rows, cols]` tensor. Nothing is read.
+    pub fn slab(&self, first: usize, n: usize) -> Self {
+        assert!(first + n <= self.n_rows, "rows {first}..{} of `{}` with {}", first + n, self.name, self.n_rows);
+        let bytes = &self.bytes[first * self.row_bytes..(first + n) * self.row_bytes];
+        Self { bytes, n_rows: n, ..*self }
+    }
+
+    /// Bytes of the rows (without APR-q8's shared scale): what one pass over the matrix reads.
+    pub fn n_bytes(&self) -> usize {
+        self.bytes.len()
     }
 
     fn row_bytes(&self, r: usize) -> &'a [u8] {
-        let start = if self.dtype == DType::AprQ8 { 4 } else { 0 } + r * self.row_bytes;
-        &self.bytes[start..start + self.row_bytes]
+        &self.bytes[r * self.row_bytes..(r + 1) * self.row_bytes]
     }
 
     fn row<B: Block>(&self, r: usize) -> &'a [B] {
@@ -159,7 +174,7 @@ impl<'a> WeightRows<'a> {
             for (block, y) in self.row::<B>(r).iter().zip(out.chunks_exact_mut(B::ELEMS)) {
                 block.dequantize(y);
             }
-        }, apr_q8::dequantize_row(apr_q8::apr_q8_scale(self.bytes), bytemuck::cast_slice(self.row_bytes(r)), out))
+        }, apr_q8::dequantize_row(apr_q8::apr_q8_scale(self.scale), bytemuck::cast_slice(self.row_bytes(r)), out))
     }
 
     /// The reference dot product of row `r` with f32 activations: dequantize, accumulate in f64.
@@ -188,7 +203,7 @@ impl<'a> WeightRows<'a> {
             B::vec_dot_isa(isa, self.row::<B>(r), a)
         }, {
             let Activations::Q8_0(a) = acts else { panic!("APR-q8 rows take Q8_0 activations") };
-            apr_q8::vec_dot_isa(isa, apr_q8::apr_q8_scale(self.bytes), bytemuck::cast_slice(self.row_bytes(r)), a)
+            apr_q8::vec_dot_isa(isa, apr_q8::apr_q8_scale(self.scale), bytemuck::cast_slice(self.row_bytes(r)), a)
         })
     }
 }
