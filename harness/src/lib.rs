@@ -11,6 +11,7 @@ pub mod golden;
 pub mod inspect;
 pub mod numeric;
 mod render;
+pub mod routing;
 pub mod schema;
 pub mod trace;
 pub mod verify;

@@ -10,13 +10,14 @@ use assay_engine::backend::reference::Reference;
 use assay_engine::backend::{Backend, BackendError};
 use assay_engine::contract::schema::{RopeStyle, Tolerance};
 use assay_engine::contract::{Binding, Contract};
-use assay_engine::decoder::{Decoder, DecoderError, Mutation};
+use assay_engine::decoder::{Decoder, DecoderError, ExpertReads, ForcedRoutes, Mutation};
 use assay_engine::trace::Capture;
 use assay_engine::{DType, Model};
 use serde::Serialize;
 
 use crate::compare::{compare, compare_logits};
 use crate::golden::Stage;
+use crate::routing::{self, Route, RoutingCheck};
 
 /// What a model is run on and compared with.
 pub struct Golden {
@@ -95,6 +96,8 @@ pub struct BackendRun {
     /// The first stage (in forward order) over the tolerance.
     pub first_divergence: Option<StageCheck>,
     pub logits: Vec<LogitCheck>,
+    /// MoE: expert choices against the golden's.
+    pub routing: Option<RoutingCheck>,
     pub invariants: Vec<Invariant>,
     /// The one-pass logits, for format parity across files with the same weights.
     #[serde(skip)]
@@ -115,6 +118,7 @@ impl BackendRun {
             first_non_finite: None,
             first_divergence: None,
             logits: Vec::new(),
+            routing: None,
             invariants: Vec::new(),
             output: Vec::new(),
         }
@@ -194,19 +198,52 @@ fn execute<B: Backend>(
     let dec = Decoder::with_mutations(backend, contract, binding, model, mutations)?;
     let n = tokens.ids.len();
     let n_vocab = dec.hparams.n_vocab;
+    let n_layer = dec.hparams.n_layer;
 
-    // The prompt in one pass, every stage traced.
-    let mut one = Capture::default();
-    let mut s = dec.session(n)?;
-    let logits = dec.forward(&mut s, &tokens.ids, &mut one)?;
+    // The prompt in one pass, every stage traced. With MoE, tokens the golden routed otherwise
+    // by a near-tie are then routed as the golden and the pass repeated, until no new ones
+    // appear (each pass settles at least one more layer).
+    let margin_bound = r.tolerance.and_then(|t| t.route_margin).unwrap_or(0.0);
+    let k = dec.hparams.experts.map(|(_, k)| k);
+    let mut forced = ForcedRoutes::new();
+    let mut routing = None;
+    let mut natural_logits = None;
+    let (one, logits) = loop {
+        let mut one = Capture::default();
+        let mut s = dec.session(n)?;
+        s.force_routes(forced.clone());
+        let logits = dec.forward(&mut s, &tokens.ids, &mut one)?;
+        natural_logits.get_or_insert_with(|| logits.clone());
+        let (Some(g), Some(k)) = (golden, k) else { break (one, logits) };
+        let Some((rows, diffs)) = routing::differences(&one, &g.stages, n_layer, k) else { break (one, logits) };
+        let check = routing.get_or_insert_with(|| RoutingCheck { margin_bound, ..RoutingCheck::default() });
+        check.rows = rows;
+        let (ambiguous, mismatched): (Vec<Route>, Vec<Route>) =
+            diffs.into_iter().partition(|d| d.margin < margin_bound && !forced.contains_key(&(d.layer, d.pos)));
+        check.mismatched = mismatched;
+        if ambiguous.is_empty() || check.ambiguous.len() > n_layer * n {
+            break (one, logits);
+        }
+        for d in ambiguous {
+            forced.insert((d.layer, d.pos), d.golden.clone());
+            check.ambiguous.push(d);
+        }
+    };
+    let natural_logits = natural_logits.unwrap_or_default();
 
-    // The same prompt as a prefill and single-token decode steps; traced, so that the golden's
-    // KV run (`kv.l_out-L`, `kv.result_output`) can be compared.
+    // The same prompt as a prefill and single-token decode steps (routed as the one pass);
+    // traced, so that the golden's KV run (`kv.l_out-L`, `kv.result_output`) can be compared.
     let mut kv = Capture::default();
     let mut s = dec.session(n)?;
+    s.force_routes(forced);
     let mut kv_logits = dec.forward(&mut s, &tokens.ids[..tokens.prefill], &mut kv)?;
+    let prefill_reads = s.expert_reads();
+    let mut step_reads = Vec::new();
     for &t in &tokens.ids[tokens.prefill..] {
+        let before = s.expert_reads();
         kv_logits.extend(dec.forward(&mut s, &[t], &mut kv)?);
+        let after = s.expert_reads();
+        step_reads.push(ExpertReads { slabs: after.slabs - before.slabs, bytes: after.bytes - before.bytes });
     }
 
     let nmse_bound = r.tolerance.map(|t| t.nmse);
@@ -227,9 +264,10 @@ fn execute<B: Backend>(
             r.logits.push(check_logits("golden", &logits, &want.values, n_vocab, r.tolerance.map(|t| t.logits_kl)));
         }
         if let Some(want) = &g.llamacpp {
+            // llama.cpp routes by its own router: compared with ours unforced.
             r.logits.push(check_logits(
                 "llama.cpp",
-                &logits,
+                &natural_logits,
                 &want.values,
                 n_vocab,
                 r.tolerance.and_then(|t| t.llamacpp_kl),
@@ -252,21 +290,47 @@ fn execute<B: Backend>(
         ),
     });
     let same = compare(&kv_logits, &logits).ok();
-    // Prefill + decode computes the same function as one pass: only summation order may differ.
+    // Prefill + decode computes the same function as one pass: only summation order may differ,
+    // and every token goes to the same experts.
     let bound = nmse_bound.unwrap_or(KV_NMSE_DEFAULT);
+    let rerouted: Vec<String> = (0..n_layer)
+        .map(|l| format!("ffn_moe_topk-{l}"))
+        .filter(|name| one.stages.get(name).map(|s| &s.values) != kv.stages.get(name).map(|s| &s.values))
+        .collect();
     r.invariants.push(Invariant {
         id: "KV-EQUALS-ONE-PASS",
-        claim: "prefill + single-token decode gives the one-pass logits",
-        pass: same.as_ref().is_some_and(|m| m.first_non_finite.is_none() && m.nmse <= bound),
+        claim: "prefill + single-token decode gives the one-pass logits (and expert choices)",
+        pass: same.as_ref().is_some_and(|m| m.first_non_finite.is_none() && m.nmse <= bound) && rerouted.is_empty(),
         detail: same.map_or("logit counts differ".into(), |m| {
+            let routes = if rerouted.is_empty() { String::new() } else { format!("; routed otherwise: {}", rerouted.join(", ")) };
             format!(
-                "prefill {} + {} decode steps: NMSE {:.2e} (bound {bound:.0e})",
+                "prefill {} + {} decode steps: NMSE {:.2e} (bound {bound:.0e}){routes}",
                 tokens.prefill,
                 n - tokens.prefill,
                 m.nmse
             )
         }),
     });
+    if let Some(k) = k {
+        moe_invariants(r, contract, &dec.expert_bytes(), k, &one, &kv, tokens.prefill, prefill_reads, &step_reads);
+    }
+    if let Some(check) = routing {
+        let pass = check.mismatched.is_empty();
+        r.invariants.push(Invariant {
+            id: "ROUTING-MATCHES-GOLDEN",
+            claim: "every token goes to the golden's experts, except near-ties under route_margin",
+            pass,
+            detail: format!(
+                "{} token-layers; {} ambiguous (golden margin < {:.0e}), routed as the golden{}{}",
+                check.rows,
+                check.ambiguous.len(),
+                check.margin_bound,
+                if check.ambiguous.is_empty() { String::new() } else { format!(": {}", RoutingCheck::describe(&check.ambiguous, 4)) },
+                if pass { String::new() } else { format!("; mismatched: {}", RoutingCheck::describe(&check.mismatched, 4)) },
+            ),
+        });
+        r.routing = Some(check);
+    }
     r.output = logits;
     Ok(())
 }
@@ -289,11 +353,91 @@ pub fn format_parity(run: &BackendRun, other: &BackendRun, other_model: &str) ->
     })
 }
 
+/// The MoE invariants: renormalized weights sum to one; a decode step reads exactly its k
+/// experts' slabs per layer, a prefill each selected expert once.
+#[allow(clippy::too_many_arguments)]
+fn moe_invariants(
+    r: &mut BackendRun,
+    contract: &Contract,
+    expert_bytes: &[Vec<usize>],
+    k: usize,
+    one: &Capture,
+    kv: &Capture,
+    prefill: usize,
+    prefill_reads: ExpertReads,
+    steps: &[ExpertReads],
+) {
+    if contract.doc.forward.moe.is_some_and(|m| m.renormalize) {
+        let mut worst = (0.0f64, String::new());
+        for (name, rec) in one.stages.iter().filter(|(n, _)| n.starts_with("ffn_moe_weights_norm-")) {
+            for (t, row) in rec.values.chunks_exact(k).enumerate() {
+                let dev = (row.iter().map(|&w| f64::from(w)).sum::<f64>() - 1.0).abs();
+                if !(dev <= worst.0) {
+                    worst = (dev, format!("{name} token {t}"));
+                }
+            }
+        }
+        r.invariants.push(Invariant {
+            id: "ROUTE-WEIGHTS-SUM-TO-ONE",
+            claim: "the renormalized top-k weights of every token sum to 1 ± 1e-6",
+            pass: worst.0 <= 1e-6,
+            detail: format!("largest |Σw − 1| {:.1e} at {}", worst.0, worst.1),
+        });
+    }
+    // Which experts each decode step chose, per layer, from the KV run's trace.
+    let ids = |layer: usize, row: usize| -> Vec<usize> {
+        kv.stages.get(&format!("ffn_moe_topk-{layer}")).map_or(Vec::new(), |s| {
+            s.values.get(row * k..(row + 1) * k).unwrap_or(&[]).iter().map(|&e| e as usize).collect()
+        })
+    };
+    let per_layer_total: Vec<usize> = expert_bytes.iter().map(|l| l.iter().sum()).collect();
+    let mut bad = Vec::new();
+    for (i, got) in steps.iter().enumerate() {
+        let want_bytes: usize =
+            expert_bytes.iter().enumerate().map(|(l, b)| ids(l, prefill + i).iter().map(|&e| b[e]).sum::<usize>()).sum();
+        let want = ExpertReads { slabs: (expert_bytes.len() * k) as u64, bytes: want_bytes as u64 };
+        if *got != want {
+            bad.push(format!("step {i}: {} slabs / {} B, expected {} / {}", got.slabs, got.bytes, want.slabs, want.bytes));
+        }
+    }
+    let distinct: usize = (0..expert_bytes.len())
+        .map(|l| {
+            let mut s: Vec<usize> = (0..prefill).flat_map(|t| ids(l, t)).collect();
+            s.sort_unstable();
+            s.dedup();
+            s.len()
+        })
+        .sum();
+    if prefill_reads.slabs != distinct as u64 {
+        bad.push(format!("prefill: {} expert runs, {distinct} distinct experts selected", prefill_reads.slabs));
+    }
+    let total: usize = per_layer_total.iter().sum();
+    let per_token = steps.first().map_or(0, |s| s.bytes);
+    r.invariants.push(Invariant {
+        id: "EXPERT-BYTES-PER-TOKEN",
+        claim: "a decode step reads exactly its k experts' slabs per layer; a prefill each selected expert once",
+        pass: bad.is_empty() && !steps.is_empty(),
+        detail: if bad.is_empty() {
+            format!(
+                "{} decode steps: {k} of {} experts per layer, {per_token} of {total} expert bytes per token ({:.1}%); prefill of {prefill}: {} expert runs",
+                steps.len(),
+                expert_bytes.first().map_or(0, Vec::len),
+                100.0 * per_token as f64 / total.max(1) as f64,
+                prefill_reads.slabs
+            )
+        } else {
+            bad.join("; ")
+        },
+    });
+}
+
 /// Without a contract tolerance (a model with no golden), prefill + decode must still agree
 /// this closely: the same ops, only summed in another order.
 const KV_NMSE_DEFAULT: f64 = 1e-10;
 
 fn check_stage(name: &str, got: Option<&[f32]>, want: &Stage, bound: Option<f64>) -> StageCheck {
+    // Expert ids are labels, not magnitudes: they match exactly or not at all.
+    let bound = if name.starts_with("ffn_moe_topk-") { bound.map(|_| 0.0) } else { bound };
     let mut c = StageCheck {
         stage: name.to_owned(),
         shape: want.shape.clone(),
@@ -391,7 +535,7 @@ mod tests {
 
     fn run_with(output: Vec<f32>, nmse: f64) -> BackendRun {
         BackendRun {
-            tolerance: Some(Tolerance { nmse, logits_kl: 1.0, llamacpp_kl: None }),
+            tolerance: Some(Tolerance { nmse, logits_kl: 1.0, llamacpp_kl: None, route_margin: None }),
             output,
             ..BackendRun {
                 backend: "cpu",
@@ -404,6 +548,7 @@ mod tests {
                 first_non_finite: None,
                 first_divergence: None,
                 logits: Vec::new(),
+                routing: None,
                 invariants: Vec::new(),
                 output: Vec::new(),
             }

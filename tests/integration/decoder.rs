@@ -132,7 +132,7 @@ fn an_off_by_one_decode_position_breaks_kv_equals_one_pass_only() {
 #[test]
 fn the_first_stage_to_produce_nan_is_named() {
     for backend in HOST_BACKENDS {
-        let r = run("phi2", "phi2-q4_0.gguf", backend, &[Mutation::NanAfterAttnNorm { layer: 1 }]);
+        let r = run("phi2", "phi2-q4_0.gguf", backend, &[Mutation::NanAt { stage: "attn_norm", layer: 1 }]);
         assert_eq!(r.status, RunStatus::Fail);
         assert_eq!(r.first_non_finite.as_deref(), Some("attn_norm-1"), "{backend}");
         assert!(stage(&r, "l_out-0").pass, "layer 0 is untouched");
@@ -253,6 +253,27 @@ mod no_attention {
         }
         fn split_cols(&self, x: &HostTensor, widths: &[usize]) -> Result<Vec<HostTensor>> {
             Reference.split_cols(x, widths)
+        }
+        fn soft_max(&self, x: &HostTensor) -> Result<HostTensor> {
+            Reference.soft_max(x)
+        }
+        fn top_k(&self, x: &HostTensor, k: usize) -> Result<Vec<u32>> {
+            Reference.top_k(x, k)
+        }
+        fn take_cols(&self, x: &HostTensor, ids: &[u32], k: usize) -> Result<HostTensor> {
+            Reference.take_cols(x, ids, k)
+        }
+        fn normalize_rows(&self, x: &HostTensor) -> Result<HostTensor> {
+            Reference.normalize_rows(x)
+        }
+        fn take_rows(&self, x: &HostTensor, rows: &[u32]) -> Result<HostTensor> {
+            Reference.take_rows(x, rows)
+        }
+        fn moe_sum(&self, w: &HostTensor, parts: &[(&[u32], &HostTensor)]) -> Result<HostTensor> {
+            Reference.moe_sum(w, parts)
+        }
+        fn sigmoid_gate(&self, x: &HostTensor, g: &HostTensor) -> Result<HostTensor> {
+            Reference.sigmoid_gate(x, g)
         }
     }
 }

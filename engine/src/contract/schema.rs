@@ -58,6 +58,12 @@ pub struct Tolerance {
     /// Largest per-token KL(llama.cpp ‖ computed) of the logits, for files llama.cpp ran.
     #[serde(default)]
     pub llamacpp_kl: Option<f64>,
+    /// MoE: a token whose experts differ from the golden's is "ambiguous routing" (reported,
+    /// and routed as the golden did so later stages stay comparable) when the golden's router
+    /// probabilities of the competing experts are closer than this; a larger gap is a failure.
+    /// Absent: every expert choice must match.
+    #[serde(default)]
+    pub route_margin: Option<f64>,
 }
 
 /// Architecture names per format.

@@ -451,8 +451,12 @@ fn check_tolerances(doc: &ContractDoc, errors: &mut Errors) {
             {
                 errors.at(dtype, format!("{e} (or `default`)"));
             }
-            let bounds =
-                [("nmse", Some(tol.nmse)), ("logits_kl", Some(tol.logits_kl)), ("llamacpp_kl", tol.llamacpp_kl)];
+            let bounds = [
+                ("nmse", Some(tol.nmse)),
+                ("logits_kl", Some(tol.logits_kl)),
+                ("llamacpp_kl", tol.llamacpp_kl),
+                ("route_margin", tol.route_margin),
+            ];
             for (name, v) in bounds {
                 if let Some(v) = v
                     && !(v.is_finite() && v >= 0.0)

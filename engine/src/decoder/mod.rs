@@ -130,6 +130,19 @@ impl<'m, B: Backend> Decoder<'m, B> {
         &self.backend
     }
 
+    /// Bytes of each routed expert's slabs, per layer (empty for a dense FFN): what running
+    /// that expert reads.
+    pub fn expert_bytes(&self) -> Vec<Vec<usize>> {
+        self.weights
+            .layers
+            .iter()
+            .map(|l| match &l.ffn {
+                Ffn::Moe(m) => m.experts.iter().map(|e| e.bytes).collect(),
+                Ffn::Dense { .. } => Vec::new(),
+            })
+            .collect()
+    }
+
     /// A new sequence with room for `n_ctx` positions.
     pub fn session(&self, n_ctx: usize) -> Result<Session<B>> {
         let h = &self.hparams;
