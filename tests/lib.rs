@@ -29,6 +29,7 @@ pub fn tiny_hparams() -> BTreeMap<&'static str, Num> {
         ("n_expert", Num::Int(4)),
         ("n_expert_used", Num::Int(2)),
         ("n_ff_exp", Num::Int(8)),
+        ("n_ff_shexp", Num::Int(12)),
         ("partial_rotary_factor", Num::Float(1.0)),
     ])
 }

@@ -1,4 +1,4 @@
-//! The decoder end to end: every golden fixture of every dense architecture on every host
+//! The decoder end to end: every golden fixture of every architecture on every host
 //! backend, stage by stage against transformers' float64 captures and llama.cpp's logits; and
 //! deliberately broken decoders, each caught by the check that guards what it breaks.
 
@@ -15,20 +15,20 @@ use assay_harness::golden::Manifest;
 use assay_harness::numeric::{BackendRun, RunStatus, Tokens, run_named};
 use assay_harness::verify::load_golden;
 
-fn golden_dir() -> PathBuf {
+pub(crate) fn golden_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../golden")
 }
 
-fn manifest(arch: &str) -> Manifest {
+pub(crate) fn manifest(arch: &str) -> Manifest {
     Manifest::load(&golden_dir().join(arch).join("manifest.json")).unwrap()
 }
 
-fn contract(name: &str) -> Contract {
+pub(crate) fn contract(name: &str) -> Contract {
     resolve(name, &embedded().unwrap()).unwrap()
 }
 
 /// Runs one manifest entry (by file name) on `backend` with `mutations`.
-fn run(arch: &str, file: &str, backend: &str, mutations: &[Mutation]) -> BackendRun {
+pub(crate) fn run(arch: &str, file: &str, backend: &str, mutations: &[Mutation]) -> BackendRun {
     let m = manifest(arch);
     let e = m.models.iter().find(|e| e.file == file).unwrap_or_else(|| panic!("{arch}: no fixture {file}"));
     let c = contract(&e.contract);
@@ -91,14 +91,17 @@ fn phi2_every_fixture_passes_on_every_backend() {
 }
 
 #[test]
-fn mixture_of_experts_is_reported_unsupported_not_passed() {
-    let r = run("qwen3_moe", "qwen3_moe-q8_0.gguf", "cpu", &[]);
-    assert_eq!(r.status, RunStatus::Unsupported);
-    assert!(r.error.as_deref().unwrap().contains("mixture-of-experts"), "{:?}", r.error);
+fn qwen3_moe_every_fixture_passes_on_every_backend() {
+    every_fixture_passes("qwen3_moe");
+}
+
+#[test]
+fn qwen2_moe_every_fixture_passes_on_every_backend() {
+    every_fixture_passes("qwen2_moe");
 }
 
 /// The stage check of `r` named `stage`.
-fn stage<'a>(r: &'a BackendRun, stage: &str) -> &'a assay_harness::numeric::StageCheck {
+pub(crate) fn stage<'a>(r: &'a BackendRun, stage: &str) -> &'a assay_harness::numeric::StageCheck {
     r.stages.iter().find(|s| s.stage == stage).unwrap_or_else(|| panic!("no stage {stage}"))
 }
 

@@ -4,4 +4,5 @@
 mod contracts;
 mod decoder;
 mod golden;
+mod moe;
 mod ops;

@@ -219,7 +219,9 @@ impl<'m, B: Backend> Decoder<'m, B> {
         self.record(probe, "Qcur", at, &q)?;
         self.record(probe, "Kcur", at, &k)?;
         self.record(probe, "Vcur", at, &v)?;
-        if let (Some(qn), Some(kn)) = (&layer.q_norm, &layer.k_norm) {
+        if let (Some(qn), Some(kn), false) =
+            (&layer.q_norm, &layer.k_norm, self.mutations.contains(&Mutation::SkipQkNorm))
+        {
             q = be.rms_norm(&q, qn, h.norm_eps)?;
             k = be.rms_norm(&k, kn, h.norm_eps)?;
             self.record(probe, "Qcur_normed", at, &q)?;

@@ -77,7 +77,8 @@ impl<'m, B: Backend> Decoder<'m, B> {
         let mut ids = be.top_k(&probs, k)?;
         for (t, row) in ids.chunks_exact_mut(k).enumerate() {
             if let Some(f) = forced.get(&(l, pos + t)) {
-                if f.len() != k || f.iter().any(|&e| e as usize >= n_expert) {
+                let distinct = f.iter().enumerate().all(|(i, e)| !f[..i].contains(e));
+                if f.len() != k || !distinct || f.iter().any(|&e| e as usize >= n_expert) {
                     return Err(DecoderError::Route { layer: l, pos: pos + t, ids: f.clone(), k, n_expert });
                 }
                 row.copy_from_slice(f);

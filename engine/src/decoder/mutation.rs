@@ -12,6 +12,9 @@ pub enum Mutation {
     /// Stage `stage` of `layer` outputs NaN (and passes it on): the first non-finite stage
     /// must be named.
     NanAt { stage: &'static str, layer: usize },
+    /// The per-head q/k RMSNorm is skipped (an upstream Qwen3-MoE bug): attention and then
+    /// the router see other inputs.
+    SkipQkNorm,
     /// Every expert runs for every token, the unselected ones' outputs dropped: the output is
     /// unchanged, only the expert bytes read per token betray it.
     ReadEveryExpert,
