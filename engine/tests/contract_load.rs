@@ -142,3 +142,37 @@ fn a_tolerance_is_the_dtypes_own_or_the_backends_default() {
     assert!(c.tolerance("cpu", DType::Q5_K).is_none(), "never measured on cpu: no bound, not a guess");
     assert!(c.tolerance("cuda", DType::F32).is_none());
 }
+
+const QWEN2_MOE: &str = include_str!("../../contracts/qwen2_moe.yaml");
+
+fn load_moe_edited(from: &str, to: &str) -> Result<Contract, ContractErrors> {
+    assert_eq!(QWEN2_MOE.matches(from).count(), 1, "`{from}` must occur once");
+    Contract::from_yaml(&QWEN2_MOE.replacen(from, to, 1), "contracts/qwen2_moe.yaml")
+}
+
+#[test]
+fn moe_stages_follow_the_routing_the_forward_declares() {
+    // Renormalized weights must be traced when the forward renormalizes, and only then.
+    let e = only_error(load_moe_edited("renormalize: false", "renormalize: true"));
+    assert!(e.message.contains("must list `ffn_moe_weights_norm`"), "{e}");
+    // The shared expert's stages belong to a forward with a shared expert.
+    let errors = load_moe_edited("shared_expert: true", "shared_expert: false").unwrap_err().0;
+    let text: Vec<&str> = errors.iter().map(|e| e.message.as_str()).collect();
+    assert!(text.iter().any(|m| m.contains("must not list `ffn_shexp_out`")), "{text:#?}");
+    assert!(text.iter().any(|m| m.contains("must not list `ffn_shexp` (moe.shared_expert is off)")), "{text:#?}");
+    // ffn_moe_weights is optional in a MoE forward, refused in a dense one.
+    assert!(load_moe_edited("ffn_moe_weights, ", "").is_ok());
+    let e = only_error(load_edited("ffn_act, ", "ffn_act, ffn_moe_weights, "));
+    assert_eq!(e.message, "stages must not list `ffn_moe_weights` (ffn: moe is off)");
+}
+
+#[test]
+fn a_route_margin_is_a_finite_bound() {
+    let e = only_error(load_moe_edited(
+        "q8_0:   { nmse: 5.0e-3, logits_kl: 2.0e-3, llamacpp_kl: 2.0e-3, route_margin: 2.0e-2 }",
+        "q8_0:   { nmse: 5.0e-3, logits_kl: 2.0e-3, llamacpp_kl: 2.0e-3, route_margin: .inf }",
+    ));
+    assert_eq!(e.message, "tolerance `route_margin` = inf must be a finite number ≥ 0");
+    let c = Contract::from_yaml(QWEN2_MOE, "contracts/qwen2_moe.yaml").unwrap();
+    assert_eq!(c.tolerance("cpu", assay_engine::DType::Q8_0).unwrap().route_margin, Some(2.0e-2));
+}

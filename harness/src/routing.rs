@@ -60,15 +60,20 @@ pub fn differences(
         if ours.values.len() != g_ids.values.len() || n_expert == 0 {
             return None;
         }
-        for (pos, ((o, g), p)) in
-            ours.values.chunks_exact(k).zip(g_ids.values.chunks_exact(k)).zip(g_probs.values.chunks_exact(n_expert)).enumerate()
+        for (pos, ((o, g), p)) in ours
+            .values
+            .chunks_exact(k)
+            .zip(g_ids.values.chunks_exact(k))
+            .zip(g_probs.values.chunks_exact(n_expert))
+            .enumerate()
         {
             rows += 1;
             if o == g {
                 continue;
             }
             let prob = |e: f32| p.get(e as usize).map_or(f64::INFINITY, |&v| f64::from(v));
-            let margin = o.iter().zip(g).filter(|(a, b)| a != b).map(|(&a, &b)| (prob(b) - prob(a)).abs()).fold(0.0, f64::max);
+            let margin =
+                o.iter().zip(g).filter(|(a, b)| a != b).map(|(&a, &b)| (prob(b) - prob(a)).abs()).fold(0.0, f64::max);
             out.push(Route {
                 layer,
                 pos,
@@ -87,7 +92,12 @@ impl RoutingCheck {
         let mut s: Vec<String> = routes
             .iter()
             .take(limit)
-            .map(|r| format!("layer {} token {}: {:?} vs golden {:?} (margin {:.1e})", r.layer, r.pos, r.ours, r.golden, r.margin))
+            .map(|r| {
+                format!(
+                    "layer {} token {}: {:?} vs golden {:?} (margin {:.1e})",
+                    r.layer, r.pos, r.ours, r.golden, r.margin
+                )
+            })
             .collect();
         if routes.len() > limit {
             s.push(format!("… {} more", routes.len() - limit));

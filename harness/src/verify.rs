@@ -474,6 +474,20 @@ fn render_numeric(r: &ModelResult) -> String {
         rows,
     );
     s.push('\n');
+    // Near-ties are not failures, but a reader must see them: they are where this backend and
+    // the golden would part ways without the forcing.
+    for run in &r.numeric {
+        if let Some(routing) = run.routing.as_ref().filter(|r| !r.ambiguous.is_empty()) {
+            s += &format!(
+                "\nambiguous routing on {} ({} of {} token-layers, golden margin < {:.0e}; routed as the golden): {}\n",
+                run.backend,
+                routing.ambiguous.len(),
+                routing.rows,
+                routing.margin_bound,
+                crate::routing::RoutingCheck::describe(&routing.ambiguous, 8)
+            );
+        }
+    }
     for run in r.numeric.iter().filter(|r| r.status != RunStatus::Pass) {
         s += &format!("\n{} {}:\n", format!("{:?}", run.status).to_uppercase(), run.backend);
         if let Some(err) = &run.error {

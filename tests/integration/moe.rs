@@ -51,7 +51,9 @@ fn near_ties_are_routed_as_the_golden_and_reported_while_the_reference_matches_e
 fn without_a_route_margin_a_near_tie_is_a_routing_failure_at_ffn_moe_topk() {
     let (c, model) = open("qwen3_moe", "qwen3_moe-q4_k_m.gguf");
     let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../contracts/qwen3_moe.yaml")).unwrap();
-    let strict = Contract::from_yaml(&text.replace("route_margin: 2.0e-2", "route_margin: 0.0"), "strict/qwen3_moe.yaml").unwrap();
+    let strict =
+        Contract::from_yaml(&text.replace("route_margin: 2.0e-2", "route_margin: 0.0"), "strict/qwen3_moe.yaml")
+            .unwrap();
     let m = manifest("qwen3_moe");
     let e = m.models.iter().find(|e| e.file == "qwen3_moe-q4_k_m.gguf").unwrap();
     let golden = load_golden(&m, e).unwrap();
@@ -318,10 +320,7 @@ fn forced_routes_must_name_k_existing_experts() {
     let mut s = dec.session(4).unwrap();
     s.force_routes(ForcedRoutes::from([((1, 0), vec![3, 8])]));
     let err = dec.forward(&mut s, &[5, 6], &mut Off).unwrap_err();
-    assert_eq!(
-        err.to_string(),
-        "forced route [3, 8] at layer 1, position 0: expected 2 distinct experts below 8"
-    );
+    assert_eq!(err.to_string(), "forced route [3, 8] at layer 1, position 0: expected 2 distinct experts below 8");
     // A valid forced route is used: the trace shows it.
     let mut s = dec.session(4).unwrap();
     s.force_routes(ForcedRoutes::from([((1, 1), vec![7, 0])]));

@@ -205,7 +205,11 @@ pub(super) fn top_k(backend: &'static str, x: &HostTensor, k: usize) -> Result<V
 
 pub(super) fn take_cols(backend: &'static str, x: &HostTensor, ids: &[u32], k: usize) -> Result<HostTensor> {
     if k == 0 || ids.len() != x.rows * k || ids.iter().any(|&c| c as usize >= x.cols) {
-        return Err(shape(backend, Op::Moe, format!("{} column ids ({k} per row) for [{}, {}]", ids.len(), x.rows, x.cols)));
+        return Err(shape(
+            backend,
+            Op::Moe,
+            format!("{} column ids ({k} per row) for [{}, {}]", ids.len(), x.rows, x.cols),
+        ));
     }
     let data = ids.iter().enumerate().map(|(i, &c)| x.data[(i / k) * x.cols + c as usize]).collect();
     HostTensor::new(backend, x.rows, k, data)
@@ -248,7 +252,8 @@ pub(super) fn moe_slots<'a>(
         }
     }
     let rows: Option<Vec<&[f32]>> = rows.into_iter().collect();
-    let rows = rows.ok_or_else(|| shape(backend, Op::Moe, format!("not every one of {n_slots} slots has an output")))?;
+    let rows =
+        rows.ok_or_else(|| shape(backend, Op::Moe, format!("not every one of {n_slots} slots has an output")))?;
     Ok((cols, rows))
 }
 
@@ -257,4 +262,67 @@ pub(super) fn check_gate(backend: &'static str, x: &HostTensor, g: &HostTensor) 
         return Err(shape(backend, Op::Moe, format!("gate [{}, {}] for [{}, {}]", g.rows, g.cols, x.rows, x.cols)));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::cpu::Cpu;
+    use super::super::reference::Reference;
+    use super::super::{Backend, BackendError};
+    use super::*;
+
+    fn t(rows: usize, cols: usize, data: &[f32]) -> HostTensor {
+        HostTensor::new("test", rows, cols, data.to_vec()).unwrap()
+    }
+
+    #[test]
+    fn moe_sum_adds_each_tokens_slots_in_order_with_their_weights() {
+        // Two tokens, k = 2: slots 0, 1 (token 0) and 2, 3 (token 1); expert A has slots 0 and 3.
+        let w = t(2, 2, &[0.75, 0.25, 0.5, 0.5]);
+        let a = t(2, 2, &[1.0, 2.0, 3.0, 4.0]);
+        let b = t(2, 2, &[10.0, 20.0, 30.0, 40.0]);
+        let parts: [(&[u32], &HostTensor); 2] = [(&[0, 3], &a), (&[1, 2], &b)];
+        let want = [0.75 * 1.0 + 0.25 * 10.0, 0.75 * 2.0 + 0.25 * 20.0, 0.5 * 30.0 + 0.5 * 3.0, 0.5 * 40.0 + 0.5 * 4.0];
+        assert_eq!(Reference.moe_sum(&w, &parts).unwrap().data, want);
+        assert_eq!(Cpu.moe_sum(&w, &parts).unwrap().data, want);
+    }
+
+    #[test]
+    fn moe_sum_refuses_a_slot_given_twice_or_not_at_all() {
+        let w = t(1, 2, &[0.5, 0.5]);
+        let a = t(1, 2, &[1.0, 2.0]);
+        let twice: [(&[u32], &HostTensor); 2] = [(&[0], &a), (&[0], &a)];
+        let err = Reference.moe_sum(&w, &twice).unwrap_err();
+        assert!(
+            matches!(&err, BackendError::Shape { message, .. } if message.contains("slot 0 of 2 given twice")),
+            "{err}"
+        );
+        let missing: [(&[u32], &HostTensor); 1] = [(&[1], &a)];
+        let err = Cpu.moe_sum(&w, &missing).unwrap_err();
+        assert!(err.to_string().contains("not every one of 2 slots has an output"), "{err}");
+        let wide = t(1, 3, &[1.0, 2.0, 3.0]);
+        let mixed: [(&[u32], &HostTensor); 2] = [(&[0], &a), (&[1], &wide)];
+        assert!(Cpu.moe_sum(&w, &mixed).is_err(), "expert outputs of different widths");
+    }
+
+    #[test]
+    fn router_gathers_check_their_indices() {
+        let probs = t(2, 3, &[0.2, 0.5, 0.3, 0.6, 0.1, 0.3]);
+        assert_eq!(Cpu.top_k(&probs, 2).unwrap(), [1, 2, 0, 2]);
+        assert_eq!(Reference.take_cols(&probs, &[1, 2, 0, 2], 2).unwrap().data, [0.5, 0.3, 0.6, 0.3]);
+        assert!(Reference.take_cols(&probs, &[1, 3, 0, 2], 2).is_err(), "column 3 of 3");
+        assert!(Cpu.top_k(&probs, 4).is_err() && Cpu.top_k(&probs, 0).is_err());
+        assert_eq!(Cpu.take_rows(&probs, &[1, 1]).unwrap().data, [0.6, 0.1, 0.3, 0.6, 0.1, 0.3]);
+        assert!(Cpu.take_rows(&probs, &[2]).is_err());
+    }
+
+    #[test]
+    fn the_sigmoid_gate_scales_each_row_by_its_own_logit() {
+        let x = t(2, 2, &[1.0, 2.0, 3.0, 4.0]);
+        let g = t(2, 1, &[0.0, 100.0]);
+        for y in [Reference.sigmoid_gate(&x, &g).unwrap(), Cpu.sigmoid_gate(&x, &g).unwrap()] {
+            assert_eq!(y.data, [0.5, 1.0, 3.0, 4.0]);
+        }
+        assert!(Cpu.sigmoid_gate(&x, &t(1, 2, &[0.0, 0.0])).is_err(), "one logit per row");
+    }
 }

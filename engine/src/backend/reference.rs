@@ -166,7 +166,8 @@ impl Backend for Reference {
         let mut out = vec![0.0f32; weights.rows * cols];
         for (t, o) in out.chunks_exact_mut(cols.max(1)).enumerate() {
             for (c, o) in o.iter_mut().enumerate() {
-                let sum: f64 = (0..k).map(|j| f64::from(weights.data[t * k + j]) * f64::from(slots[t * k + j][c])).sum();
+                let sum: f64 =
+                    (0..k).map(|j| f64::from(weights.data[t * k + j]) * f64::from(slots[t * k + j][c])).sum();
                 *o = sum as f32;
             }
         }

@@ -115,7 +115,8 @@ impl<'m, B: Backend> Decoder<'m, B> {
             return Err(DecoderError::NotImplemented("rope frequency factors (`rope_freqs.weight`)".into()));
         }
         let hparams = Hparams::from_binding(binding, &forward)?;
-        let weights = Gather { backend: &backend, contract, binding, model }.weights(hparams.n_layer, hparams.experts)?;
+        let weights =
+            Gather { backend: &backend, contract, binding, model }.weights(hparams.n_layer, hparams.experts)?;
         let mut rope = binding.rope;
         if mutations.contains(&Mutation::SwapRopeStyle) {
             rope = rope.map(|s| match s {
@@ -315,7 +316,10 @@ impl<'m, B: Backend> Decoder<'m, B> {
 
     /// Records stage `stage` and passes it on — as NaN where a [`Mutation::NanAt`] says so.
     fn emit<P: Probe>(&self, probe: &mut P, stage: &str, layer: Option<usize>, t: B::Tensor) -> Result<B::Tensor> {
-        let poisoned = self.mutations.iter().any(|m| matches!(m, Mutation::NanAt { stage: s, layer: l } if *s == stage && Some(*l) == layer));
+        let poisoned = self
+            .mutations
+            .iter()
+            .any(|m| matches!(m, Mutation::NanAt { stage: s, layer: l } if *s == stage && Some(*l) == layer));
         let t = if poisoned {
             let (rows, cols) = self.backend.dims(&t);
             self.backend.add(&t, &self.backend.upload(rows, cols, &vec![f32::NAN; rows * cols])?)?

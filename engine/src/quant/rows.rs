@@ -267,6 +267,38 @@ mod tests {
     }
 
     #[test]
+    fn a_slab_is_the_same_rows_without_reading_or_copying() {
+        let bytes = q8_0_matrix(6, 64);
+        let w = WeightRows::from_parts("exps", DType::Q8_0, &bytes, 6, 64).unwrap();
+        let slab = w.slab(2, 3);
+        assert_eq!((slab.n_rows, slab.n_cols, slab.n_bytes()), (3, 64, 3 * 2 * 34));
+        assert_eq!(slab.row_bytes(0).as_ptr(), w.row_bytes(2).as_ptr(), "borrowed, not copied");
+        let (mut a, mut b) = (vec![0.0f32; 64], vec![0.0f32; 64]);
+        for r in 0..3 {
+            slab.dequantize_row(r, &mut a);
+            w.dequantize_row(r + 2, &mut b);
+            assert_eq!(a, b);
+        }
+        // APR-q8's shared scale travels with every slab; it is not part of a slab's bytes.
+        let mut apr = 0.5f32.to_le_bytes().to_vec();
+        apr.extend((0..4 * 32).map(|i| (i % 200) as u8));
+        let w = WeightRows::from_parts("exps", DType::AprQ8, &apr, 4, 32).unwrap();
+        let slab = w.slab(3, 1);
+        assert_eq!(slab.n_bytes(), 32);
+        let mut a = vec![0.0f32; 32];
+        slab.dequantize_row(0, &mut a);
+        w.dequantize_row(3, &mut b[..32]);
+        assert_eq!(a, b[..32]);
+    }
+
+    #[test]
+    #[should_panic(expected = "rows 4..7 of `exps` with 6")]
+    fn a_slab_past_the_end_is_a_bug_not_a_read() {
+        let bytes = q8_0_matrix(6, 64);
+        WeightRows::from_parts("exps", DType::Q8_0, &bytes, 6, 64).unwrap().slab(4, 3);
+    }
+
+    #[test]
     fn types_without_kernels_are_refused_by_name() {
         let bytes = vec![0u8; 66];
         let err = WeightRows::from_parts("blk.0.ffn_up.weight", DType::IQ2_XXS, &bytes, 1, 256).unwrap_err();
