@@ -25,7 +25,9 @@ for m in report["results"]:
 
 ORDER = ["inp_embd", "inp_pos_embd", "attn_norm", "Qcur", "Kcur", "Vcur", "Qcur_normed", "Kcur_normed",
          "Qcur_rope", "Kcur_rope", "kq_soft_max", "kqv_out", "attn_out", "ffn_inp", "ffn_norm", "ffn_gate",
-         "ffn_up", "ffn_act", "ffn_out", "l_out", "result_norm", "result_output", "kv.l_out", "kv.result_output"]
+         "ffn_up", "ffn_act", "ffn_moe_logits", "ffn_moe_probs", "ffn_moe_topk", "ffn_moe_weights",
+         "ffn_moe_weights_norm", "ffn_moe_out", "ffn_shexp", "ffn_shexp_out", "ffn_out", "l_out", "result_norm",
+         "result_output", "kv.l_out", "kv.result_output"]
 stages.sort(key=lambda s: ORDER.index(s) if s in ORDER else len(ORDER))
 for backend in ("reference", "cpu"):
     used = [d for d in DTYPES if any(k[0] == backend and k[2] == d for k in worst)]
