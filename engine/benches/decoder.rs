@@ -17,10 +17,10 @@ use criterion::{Criterion, criterion_group, criterion_main};
 const TOKENS: [u32; 24] =
     [35, 85, 85, 67, 91, 223, 266, 75, 72, 75, 267, 289, 334, 271, 323, 287, 270, 291, 349, 223, 352, 28, 223, 41];
 
-fn bench_backend<B: Backend>(c: &mut Criterion, backend: B, file: &str) {
+fn bench_backend<B: Backend>(c: &mut Criterion, backend: B, arch: &str, file: &str) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let contract = Contract::load(&root.join("contracts/llama.yaml")).unwrap();
-    let model = Model::open(root.join("golden/llama").join(file)).unwrap();
+    let contract = Contract::load(&root.join(format!("contracts/{arch}.yaml"))).unwrap();
+    let model = Model::open(root.join("golden").join(arch).join(file)).unwrap();
     let binding = bind(&contract, &model);
     let name = format!("{}/{file}", backend.name());
     let dec = Decoder::new(backend, &contract, &binding, &model).unwrap();
@@ -56,9 +56,12 @@ fn bench_backend<B: Backend>(c: &mut Criterion, backend: B, file: &str) {
 }
 
 fn decoder(c: &mut Criterion) {
-    bench_backend(c, Cpu, "llama-q8_0.gguf");
-    bench_backend(c, Cpu, "llama-q4_k_m.gguf");
-    bench_backend(c, Reference, "llama-q8_0.gguf");
+    bench_backend(c, Cpu, "llama", "llama-q8_0.gguf");
+    bench_backend(c, Cpu, "llama", "llama-q4_k_m.gguf");
+    bench_backend(c, Reference, "llama", "llama-q8_0.gguf");
+    // Mixture of experts: the router, per-expert token groups and the shared expert.
+    bench_backend(c, Cpu, "qwen3_moe", "qwen3_moe-q8_0.gguf");
+    bench_backend(c, Cpu, "qwen2_moe", "qwen2_moe-q8_0.gguf");
 }
 
 criterion_group!(benches, decoder);
