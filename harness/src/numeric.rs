@@ -386,7 +386,7 @@ fn moe_invariants(
         for (name, rec) in one.stages.iter().filter(|(n, _)| n.starts_with("ffn_moe_weights_norm-")) {
             for (t, row) in rec.values.chunks_exact(k).enumerate() {
                 let dev = (row.iter().map(|&w| f64::from(w)).sum::<f64>() - 1.0).abs();
-                if !(dev <= worst.0) {
+                if dev.is_nan() || dev > worst.0 {
                     worst = (dev, format!("{name} token {t}"));
                 }
             }
@@ -404,13 +404,12 @@ fn moe_invariants(
             s.values.get(row * k..(row + 1) * k).unwrap_or(&[]).iter().map(|&e| e as usize).collect()
         })
     };
-    let per_layer_total: Vec<usize> = expert_bytes.iter().map(|l| l.iter().sum()).collect();
     let mut bad = Vec::new();
     for (i, got) in steps.iter().enumerate() {
         let want_bytes: usize = expert_bytes
             .iter()
             .enumerate()
-            .map(|(l, b)| ids(l, prefill + i).iter().map(|&e| b[e]).sum::<usize>())
+            .map(|(l, b)| ids(l, prefill + i).iter().filter_map(|&e| b.get(e)).sum::<usize>())
             .sum();
         let want = ExpertReads { slabs: (expert_bytes.len() * k) as u64, bytes: want_bytes as u64 };
         if *got != want {
@@ -431,7 +430,7 @@ fn moe_invariants(
     if prefill_reads.slabs != distinct as u64 {
         bad.push(format!("prefill: {} expert runs, {distinct} distinct experts selected", prefill_reads.slabs));
     }
-    let total: usize = per_layer_total.iter().sum();
+    let total: usize = expert_bytes.iter().flatten().sum();
     let per_token = steps.first().map_or(0, |s| s.bytes);
     r.invariants.push(Invariant {
         id: "EXPERT-BYTES-PER-TOKEN",

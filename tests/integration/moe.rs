@@ -184,7 +184,8 @@ fn unselected_experts_are_never_read() {
     // F32 slabs poisoned with NaN on the reference; Q8_0 slabs with NaN block scales on cpu.
     let nan_f32 = |b: &mut [u8]| b.chunks_exact_mut(4).for_each(|c| c.copy_from_slice(&f32::NAN.to_le_bytes()));
     let nan_q8_0 = |b: &mut [u8]| b.chunks_exact_mut(34).for_each(|c| c[..2].copy_from_slice(&0x7e00u16.to_le_bytes()));
-    let cases: [(&str, &str, &dyn Fn(&mut [u8])); 2] =
+    type Poison<'a> = &'a dyn Fn(&mut [u8]);
+    let cases: [(&str, &str, Poison); 2] =
         [("qwen3_moe-f32.gguf", "reference", &nan_f32), ("qwen3_moe-q8_0.gguf", "cpu", &nan_q8_0)];
     for (file, backend, poison) in cases {
         let (c, model) = open("qwen3_moe", file);

@@ -57,7 +57,7 @@ pub fn normalize_f64(x: &[f32], out: &mut [f32]) {
 /// f16, so a row of zeros cannot divide by zero, then an f32 division.
 pub fn normalize_ggml(x: &[f32], out: &mut [f32]) {
     let sum = x.iter().map(|&v| f64::from(v)).sum::<f64>() as f32;
-    let sum = sum.max(6.103_515_625e-5);
+    let sum = sum.max(half::f16::MIN_POSITIVE.to_f32());
     for (o, &v) in out.iter_mut().zip(x) {
         *o = v / sum;
     }
