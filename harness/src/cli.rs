@@ -82,6 +82,10 @@ pub struct VerifyArgs {
     /// Print JSON instead of tables.
     #[arg(long)]
     pub json: bool,
+    /// Also run every contract invariant against the mutation it names, on each file with a
+    /// golden and each backend: KILLED or SURVIVED; any survivor exits 1.
+    #[arg(long)]
+    pub falsify: bool,
     #[command(flatten)]
     pub contracts: ContractSet,
 }

@@ -7,6 +7,7 @@ pub mod cli;
 pub mod compare;
 pub mod contracts;
 pub mod exit;
+pub mod falsify;
 pub mod golden;
 pub mod inspect;
 pub mod numeric;

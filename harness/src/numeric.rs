@@ -294,7 +294,7 @@ fn execute<B: Backend>(
     let same = compare(&kv_logits, &logits).ok();
     // Prefill + decode computes the same function as one pass: only summation order may differ,
     // and every token goes to the same experts.
-    let bound = nmse_bound.unwrap_or(KV_NMSE_DEFAULT);
+    let bound = KV_NMSE;
     let rerouted: Vec<String> = (0..n_layer)
         .map(|l| format!("ffn_moe_topk-{l}"))
         .filter(|name| one.stages.get(name).map(|s| &s.values) != kv.stages.get(name).map(|s| &s.values))
@@ -450,9 +450,10 @@ fn moe_invariants(
     });
 }
 
-/// Without a contract tolerance (a model with no golden), prefill + decode must still agree
-/// this closely: the same ops, only summed in another order.
-const KV_NMSE_DEFAULT: f64 = 1e-10;
+/// Prefill + decode must agree with one pass this closely: the same ops, only summed in another
+/// order (both host backends measure 0). Not the stage tolerance: that bounds the distance to the
+/// golden, and on `cpu` (5e-3) it would hide a decode position off by one.
+const KV_NMSE: f64 = 1e-10;
 
 fn check_stage(name: &str, got: Option<&[f32]>, want: &Stage, bound: Option<f64>) -> StageCheck {
     // Expert ids are labels, not magnitudes: they match exactly or not at all.

@@ -15,6 +15,7 @@ use serde::Serialize;
 use crate::cli::{Level, VerifyArgs};
 use crate::contracts;
 use crate::exit::Outcome;
+use crate::falsify::{self, MutantResult, Verdict};
 use crate::golden::{Manifest, read_stages};
 use crate::numeric::{self, BackendRun, Golden, RunStatus, Tokens};
 use crate::render::{dims, table};
@@ -48,6 +49,8 @@ pub struct ModelResult {
     pub golden: Option<String>,
     /// One run per backend (numeric level).
     pub numeric: Vec<BackendRun>,
+    /// `--falsify`: every contract invariant against its mutant, per backend.
+    pub falsification: Vec<MutantResult>,
 }
 
 impl ModelResult {
@@ -62,7 +65,11 @@ impl ModelResult {
             Status::Fail => Outcome::Violation,
             Status::Error => Outcome::BadInput,
         };
-        runs.fold(own, Outcome::max)
+        let mutants = self.falsification.iter().map(|m| match m.verdict {
+            Verdict::Killed => Outcome::Pass,
+            Verdict::Survived | Verdict::Invalid => Outcome::Violation,
+        });
+        runs.chain(mutants).fold(own, Outcome::max)
     }
 }
 
@@ -119,6 +126,9 @@ pub fn run(args: &VerifyArgs, out: &mut impl Write) -> Result<Outcome> {
             for b in &backends {
                 let run = numeric::run_named(b, contract, binding, &model, golden.as_ref(), &tokens, &[])
                     .expect("backends() only returns runnable backends");
+                if let Some(golden) = golden.as_ref().filter(|_| args.falsify) {
+                    result.falsification.extend(falsify::falsify(&run, contract, binding, &model, golden, &tokens));
+                }
                 result.numeric.push(run);
             }
         }
@@ -258,6 +268,7 @@ pub fn check<'c>(
         binding: None,
         golden: None,
         numeric: Vec::new(),
+        falsification: Vec::new(),
     };
     let model = match Model::open(path) {
         Ok(m) => m,
@@ -432,7 +443,30 @@ fn render_one(r: &ModelResult) -> String {
     if !r.numeric.is_empty() {
         s += &render_numeric(r);
     }
+    if !r.falsification.is_empty() {
+        s += &render_falsification(&r.falsification);
+    }
     s
+}
+
+/// One row per invariant and backend: the mutant's fate and what caught it.
+fn render_falsification(mutants: &[MutantResult]) -> String {
+    let rows = mutants.iter().map(|m| {
+        vec![
+            m.invariant.clone(),
+            m.mutation.to_owned(),
+            m.backend.to_owned(),
+            m.check.clone(),
+            format!("{:?}", m.verdict).to_uppercase(),
+            m.detail.clone(),
+        ]
+    });
+    let killed = mutants.iter().filter(|m| m.verdict == Verdict::Killed).count();
+    format!(
+        "\nfalsification: {killed}/{} mutants killed\n\n{}\n",
+        mutants.len(),
+        table(&["invariant", "mutation", "backend", "check", "verdict", "caught by"], rows)
+    )
 }
 
 /// One row per backend, then what failed and where it first diverged.

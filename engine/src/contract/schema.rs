@@ -44,6 +44,33 @@ pub struct ContractDoc {
     /// weight dtype is the dtype holding most of its matrix elements.
     #[serde(default)]
     pub tolerances: IndexMap<Located<String>, IndexMap<Located<String>, Tolerance>>,
+    /// Falsifiable claims: each names the check that shows it and the mutation that must break
+    /// it. `harness verify --falsify` runs every mutation and requires its check to fail.
+    #[serde(default)]
+    pub invariants: Vec<InvariantSpec>,
+}
+
+/// One falsifiable claim about the forward pass.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InvariantSpec {
+    /// Unique within the contract, upper case with dashes (`QWEN3-QKNORM`).
+    pub id: Located<String>,
+    /// What holds, for people.
+    pub claim: String,
+    /// What shows it: `stage NAME` (a stage the contract lists must stay within its tolerance
+    /// of the golden) or `invariant ID` (a check every run makes: LOGITS-FINITE,
+    /// KV-EQUALS-ONE-PASS, ROUTING-MATCHES-GOLDEN, ROUTE-WEIGHTS-SUM-TO-ONE,
+    /// EXPERT-BYTES-PER-TOKEN).
+    pub check: Located<String>,
+    /// The mutation that must make the check fail (`swap_rope_style`, `skip_qk_norm`,
+    /// `skip_renormalize`, `wrong_norm_eps`, `decode_position_off_by_one`, `drop_qkv_bias`,
+    /// `wrong_rope_theta`, `transpose_attn_output`, `swap_gelu`, `read_every_expert`).
+    pub falsify: Located<String>,
+    /// The backends whose runs can show the mutation (default: every backend). A backend whose
+    /// tolerance is wider than the mutation's effect is left out, and the contract says so.
+    #[serde(default)]
+    pub backends: Option<Vec<Located<String>>>,
 }
 
 /// How far a backend's forward may be from the golden on one weight dtype. Set from measured

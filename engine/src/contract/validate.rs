@@ -7,6 +7,7 @@ use super::expr::{self, Expr, Ty};
 use super::schema::{BiasGroup, ContractDoc, ExprText, FfnKind, Located, NormKind, QkvLayout, SCHEMA_VERSION};
 use super::vocab::{self, Role};
 use super::{Contract, ContractError, ContractErrors, Hparam, RoleDef};
+use crate::decoder::Mutation;
 use crate::dtype::DType;
 
 /// Hyperparameters the generic decoder reads by name; every contract declares them.
@@ -232,6 +233,7 @@ pub(super) fn validate(doc: ContractDoc, source: &str) -> Result<Contract, Contr
     forward_agrees_with_roles(&doc, &declared, &hparam_types, &mut errors);
     check_stages(&doc, &mut errors);
     check_tolerances(&doc, &mut errors);
+    check_invariants(&doc, &mut errors);
 
     if errors.list.is_empty() {
         Ok(Contract { doc, source: source.to_owned(), hparams, roles })
@@ -430,6 +432,42 @@ fn check_stages(doc: &ContractDoc, errors: &mut Errors) {
     for stage in ["inp_embd", "attn_norm", "kqv_out", "l_out", "result_norm", "result_output"] {
         if !seen.contains(stage) {
             errors.at(&doc.forward, format!("stages must list `{stage}` (every decoder has it)"));
+        }
+    }
+}
+
+/// Every invariant has a unique id, a check the harness can run and a known mutation.
+fn check_invariants(doc: &ContractDoc, errors: &mut Errors) {
+    let mut ids = HashSet::new();
+    for inv in &doc.invariants {
+        let id = &inv.id.value;
+        if id.is_empty() || !id.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'-') {
+            errors.at(&inv.id, format!("invariant id `{id}`: use upper case, digits and dashes"));
+        }
+        if !ids.insert(id.as_str()) {
+            errors.at(&inv.id, format!("invariant `{id}` is declared twice"));
+        }
+        match inv.check.value.split_once(' ') {
+            Some(("stage", stage)) if doc.stages.iter().any(|s| s.value == stage) => {}
+            Some(("stage", stage)) => {
+                errors.at(&inv.check, format!("check `stage {stage}`: the contract's stages do not list `{stage}`"))
+            }
+            Some(("invariant", name)) if vocab::RUN_INVARIANTS.contains(&name) => {}
+            Some(("invariant", name)) => errors.at(
+                &inv.check,
+                format!("check `invariant {name}`: unknown (known: {})", vocab::RUN_INVARIANTS.join(", ")),
+            ),
+            _ => errors.at(&inv.check, format!("check `{}`: expected `stage NAME` or `invariant ID`", inv.check.value)),
+        }
+        for b in inv.backends.iter().flatten() {
+            if !TOLERANCE_BACKENDS.contains(&b.value.as_str()) {
+                errors
+                    .at(b, format!("unknown backend `{}`: expected one of {}", b.value, TOLERANCE_BACKENDS.join(", ")));
+            }
+        }
+        if Mutation::named(&inv.falsify.value).is_none() {
+            let known: Vec<&str> = Mutation::NAMED.iter().map(|(n, _)| *n).collect();
+            errors.at(&inv.falsify, format!("unknown mutation `{}` (known: {})", inv.falsify.value, known.join(", ")));
         }
     }
 }

@@ -66,6 +66,16 @@ pub const STAGES: &[&str] = &[
     "result_output",
 ];
 
+/// The invariants every numeric run checks, by id; a contract's `invariants:` may name them as
+/// the check its mutation must break.
+pub const RUN_INVARIANTS: &[&str] = &[
+    "LOGITS-FINITE",
+    "KV-EQUALS-ONE-PASS",
+    "ROUTING-MATCHES-GOLDEN",
+    "ROUTE-WEIGHTS-SUM-TO-ONE",
+    "EXPERT-BYTES-PER-TOKEN",
+];
+
 /// Which part of a tensor role.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Part {

@@ -8,7 +8,7 @@ mod mutation;
 mod weights;
 
 use crate::backend::{AttnShape, Backend, BackendError, RopeParams};
-use crate::contract::schema::{Forward, NormKind, RopeStyle};
+use crate::contract::schema::{Activation, Forward, NormKind, RopeStyle};
 use crate::contract::{Binding, Contract};
 use crate::model::Model;
 use crate::ops::kv_cache::ContextFull;
@@ -114,9 +114,32 @@ impl<'m, B: Backend> Decoder<'m, B> {
         if binding.tensors.iter().any(|t| t.role.base == "rope_freqs" && t.dtype.is_some()) {
             return Err(DecoderError::NotImplemented("rope frequency factors (`rope_freqs.weight`)".into()));
         }
-        let hparams = Hparams::from_binding(binding, &forward)?;
-        let weights =
-            Gather { backend: &backend, contract, binding, model }.weights(hparams.n_layer, hparams.experts)?;
+        let mut forward = forward;
+        let mut hparams = Hparams::from_binding(binding, &forward)?;
+        let mut weights = Gather { backend: &backend, contract, binding, model, mutations }
+            .weights(hparams.n_layer, hparams.experts)?;
+        for m in mutations {
+            match m {
+                Mutation::WrongNormEps => hparams.norm_eps *= 1e5,
+                Mutation::WrongRopeTheta => hparams.rope_theta /= 100.0,
+                Mutation::SwapGelu => {
+                    forward.activation = match forward.activation {
+                        Activation::GeluTanh => Activation::GeluErf,
+                        Activation::GeluErf => Activation::GeluTanh,
+                        other => other,
+                    }
+                }
+                Mutation::DropQkvBias => {
+                    for layer in &mut weights.layers {
+                        match &mut layer.qkv {
+                            Qkv::Separate { q, k, v } => [q, k, v].into_iter().for_each(|p| p.b = None),
+                            Qkv::Fused(qkv) => qkv.b = None,
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
         let mut rope = binding.rope;
         if mutations.contains(&Mutation::SwapRopeStyle) {
             rope = rope.map(|s| match s {

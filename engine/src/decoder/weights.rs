@@ -2,8 +2,8 @@
 //! file's tensor (or the tensor it is tied to), borrowed from the memory map and handed to the
 //! backend. Quantized matrices stay quantized.
 
-use super::DecoderError;
 use super::moe::{Expert, Moe, SharedExpert};
+use super::{DecoderError, Mutation};
 use crate::backend::{Backend, HostWeight};
 use crate::contract::bind::TensorStatus;
 use crate::contract::schema::{FfnKind, NormKind, QkvLayout};
@@ -73,6 +73,7 @@ pub struct Gather<'a, 'm, B: Backend> {
     pub contract: &'a Contract,
     pub binding: &'a Binding,
     pub model: &'m Model,
+    pub mutations: &'a [Mutation],
 }
 
 impl<'m, B: Backend> Gather<'_, 'm, B> {
@@ -132,10 +133,11 @@ impl<'m, B: Backend> Gather<'_, 'm, B> {
     }
 
     fn linear(&self, base: &str, layer: Option<usize>) -> Result<Linear<'m, B>, DecoderError> {
-        Ok(Linear {
-            w: self.matrix(&format!("{base}.weight"), layer)?,
-            b: self.vector(&format!("{base}.bias"), layer)?,
-        })
+        let mut w = self.need(&format!("{base}.weight"), layer)?;
+        if base == "attn_output" && self.mutations.contains(&Mutation::TransposeAttnOutput) {
+            w.transposed = !w.transposed;
+        }
+        Ok(Linear { w: self.backend.load_matrix(w)?, b: self.vector(&format!("{base}.bias"), layer)? })
     }
 
     /// A role the architecture requires, as a vector: absent is an error, never a skipped op
