@@ -176,3 +176,32 @@ fn a_route_margin_is_a_finite_bound() {
     let c = Contract::from_yaml(QWEN2_MOE, "contracts/qwen2_moe.yaml").unwrap();
     assert_eq!(c.tolerance("cpu", assay_engine::DType::Q8_0).unwrap().route_margin, Some(2.0e-2));
 }
+
+#[test]
+fn invariants_name_a_runnable_check_and_a_known_mutation() {
+    let line = "  - { id: LLAMA-NORM-EPS, claim: \"the RMSNorm epsilon is the file's\", check: stage attn_norm, falsify: wrong_norm_eps }";
+    assert_eq!(LLAMA.matches(line).count(), 1);
+    let e = only_error(load_edited("falsify: wrong_norm_eps }", "falsify: wrong_norm_epsilon }"));
+    assert!(e.message.starts_with("unknown mutation `wrong_norm_epsilon` (known: swap_rope_style,"), "{e}");
+    let e = only_error(load_edited(
+        "check: stage attn_norm, falsify: wrong_norm_eps",
+        "check: stage ffn_moe_out, falsify: wrong_norm_eps",
+    ));
+    assert_eq!(e.message, "check `stage ffn_moe_out`: the contract's stages do not list `ffn_moe_out`");
+    let e = only_error(load_edited(
+        "check: stage attn_norm, falsify: wrong_norm_eps",
+        "check: invariant ATTN-OK, falsify: wrong_norm_eps",
+    ));
+    assert!(e.message.starts_with("check `invariant ATTN-OK`: unknown (known: LOGITS-FINITE,"), "{e}");
+    let e = only_error(load_edited(
+        "check: stage attn_norm, falsify: wrong_norm_eps",
+        "check: attn_norm, falsify: wrong_norm_eps",
+    ));
+    assert_eq!(e.message, "check `attn_norm`: expected `stage NAME` or `invariant ID`");
+    let e = only_error(load_edited("id: LLAMA-NORM-EPS,", "id: LLAMA-ROPE-STYLE,"));
+    assert_eq!(e.message, "invariant `LLAMA-ROPE-STYLE` is declared twice");
+    let e = only_error(load_edited("id: LLAMA-NORM-EPS,", "id: llama norm,"));
+    assert!(e.message.contains("use upper case, digits and dashes"), "{e}");
+    let e = only_error(load_edited("falsify: wrong_norm_eps }", "falsify: wrong_norm_eps, backends: [metal] }"));
+    assert!(e.message.starts_with("unknown backend `metal`"), "{e}");
+}

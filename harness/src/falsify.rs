@@ -32,31 +32,48 @@ pub struct MutantResult {
     pub detail: String,
 }
 
-/// Why `check` fails in `run`; `None` when it holds.
-pub fn failure(run: &BackendRun, check: &str) -> Option<String> {
+/// How a check came out in one run.
+#[derive(Clone, Debug, PartialEq)]
+pub enum CheckOutcome {
+    Holds,
+    Fails(String),
+    /// The run has no such stage or invariant (a check that cannot run proves nothing).
+    Absent,
+}
+
+/// How `check` (`stage NAME` or `invariant ID`) came out in `run`.
+pub fn outcome(run: &BackendRun, check: &str) -> CheckOutcome {
     let e = |v: f64| format!("{v:.1e}");
+    let refused = || match &run.error {
+        Some(err) if run.stages.is_empty() => CheckOutcome::Fails(format!("refused: {err}")),
+        _ => CheckOutcome::Absent,
+    };
     match check.split_once(' ') {
         Some(("stage", stage)) => {
-            let failed = run.stages.iter().chain(&run.kv_stages).find(|s| {
-                !s.pass
-                    && s.stage.trim_start_matches("kv.").rsplit_once('-').map_or(s.stage.as_str(), |(b, _)| b) == stage
-            });
-            if let Some(s) = failed {
-                let bound = run.tolerance.map_or("—".into(), |t| e(t.nmse));
-                return Some(match s.first_non_finite {
-                    Some(i) => format!("stage {}: NaN/Inf at {i}", s.stage),
-                    None => format!("stage {}: NMSE {} > {bound}", s.stage, e(s.nmse)),
-                });
+            let base = |name: &str| name.trim_start_matches("kv.").rsplit_once('-').map_or(name, |(b, _)| b).to_owned();
+            let mut checks = run.stages.iter().chain(&run.kv_stages).filter(|s| base(&s.stage) == stage).peekable();
+            if checks.peek().is_none() {
+                // A run refused before the stage was computed (a shape error) has caught it too.
+                return refused();
             }
-            // A run refused before the stage was computed (a shape error) has caught it too.
-            run.error.as_ref().filter(|_| run.stages.is_empty()).map(|err| format!("refused: {err}"))
+            match checks.find(|s| !s.pass) {
+                None => CheckOutcome::Holds,
+                Some(s) => {
+                    let bound = run.tolerance.map_or("—".into(), |t| e(t.nmse));
+                    CheckOutcome::Fails(match s.first_non_finite {
+                        Some(i) => format!("stage {}: NaN/Inf at {i}", s.stage),
+                        None if s.nmse.is_infinite() => format!("stage {}: not produced", s.stage),
+                        None => format!("stage {}: NMSE {} > {bound}", s.stage, e(s.nmse)),
+                    })
+                }
+            }
         }
         Some(("invariant", id)) => match run.invariants.iter().find(|i| i.id == id) {
-            Some(i) if !i.pass => Some(format!("{id}: {}", i.detail)),
-            Some(_) => None,
-            None => run.error.as_ref().map(|err| format!("refused: {err}")),
+            Some(i) if !i.pass => CheckOutcome::Fails(format!("{id}: {}", i.detail)),
+            Some(_) => CheckOutcome::Holds,
+            None => refused(),
         },
-        _ => Some(format!("unknown check `{check}`")),
+        _ => CheckOutcome::Absent,
     }
 }
 
@@ -78,15 +95,17 @@ pub fn falsify(
         .map(|inv| {
             let mutation = Mutation::named(&inv.falsify.value).expect("contract validation checks mutation names");
             let check = inv.check.value.clone();
-            let (verdict, detail) = match failure(clean, &check) {
-                Some(why) => (Verdict::Invalid, format!("fails without the mutant: {why}")),
-                None => {
+            let (verdict, detail) = match outcome(clean, &check) {
+                CheckOutcome::Fails(why) => (Verdict::Invalid, format!("fails without the mutant: {why}")),
+                CheckOutcome::Absent => (Verdict::Invalid, "the check does not run on this model".into()),
+                CheckOutcome::Holds => {
                     let mutated =
                         numeric::run_named(clean.backend, contract, binding, model, Some(golden), tokens, &[mutation])
                             .expect("the clean run's backend exists");
-                    match failure(&mutated, &check) {
-                        Some(why) => (Verdict::Killed, why),
-                        None => (Verdict::Survived, "the check still passes".into()),
+                    match outcome(&mutated, &check) {
+                        CheckOutcome::Fails(why) => (Verdict::Killed, why),
+                        CheckOutcome::Holds => (Verdict::Survived, "the check still passes".into()),
+                        CheckOutcome::Absent => (Verdict::Survived, "the check did not run with the mutant".into()),
                     }
                 }
             };

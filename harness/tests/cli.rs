@@ -372,3 +372,31 @@ fn files_sharing_a_golden_are_checked_for_format_parity() {
         assert!(parity["detail"].as_str().unwrap().contains("llama/hf"), "{parity}");
     }
 }
+
+#[test]
+fn falsify_kills_every_mutant_and_a_survivor_or_an_idle_check_exits_1() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let model = "golden/llama/llama-q8_0.gguf";
+    let run = harness(&["verify", "--falsify", "--backend", "reference", "--model", model], &root);
+    assert_eq!(run.code, 0, "{}", run.stdout);
+    assert!(run.stdout.contains("falsification: 5/5 mutants killed"), "{}", run.stdout);
+    assert!(run.stdout.contains("| LLAMA-ROPE-STYLE   | swap_rope_style"), "{}", run.stdout);
+
+    // A check that cannot see its mutant (the embedding comes before any rope) survives it; a
+    // check that never runs on llama proves nothing. Both fail the run.
+    let dir = tempfile::tempdir().unwrap();
+    let text = include_str!("../../contracts/llama.yaml")
+        .replace("check: stage Qcur_rope, falsify: swap_rope_style", "check: stage inp_embd, falsify: swap_rope_style")
+        .replace(
+            "check: stage attn_out, falsify: transpose_attn_output",
+            "check: invariant ROUTING-MATCHES-GOLDEN, falsify: transpose_attn_output",
+        );
+    std::fs::write(dir.path().join("llama.yaml"), text).unwrap();
+    let cdir = dir.path().to_str().unwrap();
+    let run =
+        harness(&["verify", "--falsify", "--backend", "reference", "--contracts-dir", cdir, "--model", model], &root);
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    assert!(run.stdout.contains("falsification: 3/5 mutants killed"), "{}", run.stdout);
+    assert!(run.stdout.contains("| SURVIVED | the check still passes"), "{}", run.stdout);
+    assert!(run.stdout.contains("| INVALID  | the check does not run on this model"), "{}", run.stdout);
+}

@@ -3,6 +3,7 @@
 
 mod contracts;
 mod decoder;
+mod falsify;
 mod golden;
 mod moe;
 mod ops;
