@@ -11,6 +11,7 @@ pub mod decoder;
 pub mod dtype;
 pub mod error;
 pub mod format;
+pub mod memory;
 pub mod model;
 pub mod ops;
 pub mod quant;

@@ -26,6 +26,9 @@ pub enum Command {
     /// Run tokens through a model and write every stage of the forward pass, named as llama.cpp
     /// names its graph nodes, to a SafeTensors file.
     Trace(TraceArgs),
+    /// Load a model, run tokens through it on one backend, and report the process's peak RSS
+    /// against the contract's memory.rss_peak (what `verify` runs in a child per model).
+    Measure(MeasureArgs),
     /// Print the JSON Schema of contracts (committed as contracts/schema.json).
     Schema,
 }
@@ -86,6 +89,30 @@ pub struct VerifyArgs {
     /// golden and each backend: KILLED or SURVIVED; any survivor exits 1.
     #[arg(long)]
     pub falsify: bool,
+    #[command(flatten)]
+    pub contracts: ContractSet,
+}
+
+#[derive(Debug, Args)]
+pub struct MeasureArgs {
+    /// The model file (GGUF, APR, SafeTensors file, index or directory).
+    #[arg(long, value_name = "MODEL")]
+    pub model: PathBuf,
+    /// Token ids, comma-separated, run as one prompt.
+    #[arg(long, value_delimiter = ',', required = true, num_args = 1..)]
+    pub tokens: Vec<u32>,
+    /// The backend to run on.
+    #[arg(long, default_value = "cpu")]
+    pub backend: String,
+    /// Positions the KV cache holds (default: the number of tokens).
+    #[arg(long)]
+    pub n_ctx: Option<usize>,
+    /// The contract: a YAML file or a known contract's name. Default: the one that claims the model.
+    #[arg(long, value_name = "CONTRACT")]
+    pub contract: Option<String>,
+    /// Print JSON instead of a line.
+    #[arg(long)]
+    pub json: bool,
     #[command(flatten)]
     pub contracts: ContractSet,
 }

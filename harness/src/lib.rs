@@ -10,6 +10,7 @@ pub mod exit;
 pub mod falsify;
 pub mod golden;
 pub mod inspect;
+pub mod measure;
 pub mod numeric;
 mod render;
 pub mod routing;

@@ -98,6 +98,8 @@ pub struct BackendRun {
     pub logits: Vec<LogitCheck>,
     /// MoE: expert choices against the golden's.
     pub routing: Option<RoutingCheck>,
+    /// Peak RSS of the run in a child process against the contract's bound (`harness verify`).
+    pub memory: Option<crate::measure::Measurement>,
     pub invariants: Vec<Invariant>,
     /// The one-pass logits, for format parity across files with the same weights.
     #[serde(skip)]
@@ -119,9 +121,18 @@ impl BackendRun {
             first_divergence: None,
             logits: Vec::new(),
             routing: None,
+            memory: None,
             invariants: Vec::new(),
             output: Vec::new(),
         }
+    }
+
+    /// Adds an invariant checked after the run; a failing one fails the run.
+    pub fn push_invariant(&mut self, inv: Invariant) {
+        if !inv.pass && self.status == RunStatus::Pass {
+            self.status = RunStatus::Fail;
+        }
+        self.invariants.push(inv);
     }
 
     /// The worst stage NMSE of the one-pass run.
@@ -569,6 +580,7 @@ mod tests {
                 first_divergence: None,
                 logits: Vec::new(),
                 routing: None,
+                memory: None,
                 invariants: Vec::new(),
                 output: Vec::new(),
             }

@@ -17,6 +17,7 @@ use crate::contracts;
 use crate::exit::Outcome;
 use crate::falsify::{self, MutantResult, Verdict};
 use crate::golden::{Manifest, read_stages};
+use crate::measure;
 use crate::numeric::{self, BackendRun, Golden, RunStatus, Tokens};
 use crate::render::{dims, table};
 
@@ -124,8 +125,24 @@ pub fn run(args: &VerifyArgs, out: &mut impl Write) -> Result<Outcome> {
                 None => (None, default_tokens(binding)),
             };
             for b in &backends {
-                let run = numeric::run_named(b, contract, binding, &model, golden.as_ref(), &tokens, &[])
+                let mut run = numeric::run_named(b, contract, binding, &model, golden.as_ref(), &tokens, &[])
                     .expect("backends() only returns runnable backends");
+                if contract.doc.memory.as_ref().is_some_and(|m| m.rss_peak.is_some())
+                    && run.status != RunStatus::Unsupported
+                {
+                    let dir = args.contracts.contracts_dir.as_deref();
+                    let (pass, detail, m) = match measure::in_child(path, b, contract, dir, &tokens.ids) {
+                        Ok(m) => (m.pass(), m.describe(), Some(m)),
+                        Err(e) => (false, format!("not measured: {e:#}"), None),
+                    };
+                    run.memory = m;
+                    run.push_invariant(numeric::Invariant {
+                        id: "RSS-PEAK",
+                        claim: "peak RSS of the run (child process, VmHWM) is within the contract's memory.rss_peak",
+                        pass,
+                        detail,
+                    });
+                }
                 if let Some(golden) = golden.as_ref().filter(|_| args.falsify) {
                     result.falsification.extend(falsify::falsify(&run, contract, binding, &model, golden, &tokens));
                 }
@@ -491,6 +508,13 @@ fn render_numeric(r: &ModelResult) -> String {
             logits("golden"),
             logits("llama.cpp"),
             format!("{inv}/{}", run.invariants.len()),
+            run.memory.as_ref().map_or("—".into(), |m| {
+                let mib = |b: u64| format!("{:.1}", b as f64 / f64::from(1 << 20));
+                match &m.bound {
+                    Some((_, b)) => format!("{} / {} MiB", mib(m.rss_peak), mib(*b)),
+                    None => format!("{} MiB", mib(m.rss_peak)),
+                }
+            }),
             format!("{:?}", run.status).to_uppercase(),
         ]
     });
@@ -503,6 +527,7 @@ fn render_numeric(r: &ModelResult) -> String {
             "logits KL vs golden",
             "KL vs llama.cpp",
             "invariants",
+            "peak RSS / bound",
             "status",
         ],
         rows,

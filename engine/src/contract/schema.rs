@@ -48,6 +48,25 @@ pub struct ContractDoc {
     /// it. `harness verify --falsify` runs every mutation and requires its check to fail.
     #[serde(default)]
     pub invariants: Vec<InvariantSpec>,
+    /// Memory ceilings, as expressions over model quantities: `file_bytes`, `weight_bytes`,
+    /// `weight_bytes_<dtype>` (e.g. `weight_bytes_q4_K`), `kv_cache_bytes` (f32 K and V for the
+    /// run's `n_ctx`), `scratch_bytes` (the engine's bound on live activations for the run),
+    /// `n_ctx`, and any hyperparameter; with `KiB`/`MiB`/`GiB`.
+    #[serde(default)]
+    pub memory: Option<MemoryBounds>,
+}
+
+/// Peak memory a run may use.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MemoryBounds {
+    /// Peak resident set (VmHWM) of a child process that loads the model and runs the fixture
+    /// prompt on a host backend.
+    #[serde(default)]
+    pub rss_peak: Option<Located<ExprText>>,
+    /// Peak device memory of a GPU backend, from its own allocation accounting.
+    #[serde(default)]
+    pub vram_peak: Option<Located<ExprText>>,
 }
 
 /// One falsifiable claim about the forward pass.

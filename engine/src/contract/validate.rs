@@ -234,6 +234,7 @@ pub(super) fn validate(doc: ContractDoc, source: &str) -> Result<Contract, Contr
     check_stages(&doc, &mut errors);
     check_tolerances(&doc, &mut errors);
     check_invariants(&doc, &mut errors);
+    check_memory(&doc, &hparam_types, &mut errors);
 
     if errors.list.is_empty() {
         Ok(Contract { doc, source: source.to_owned(), hparams, roles })
@@ -432,6 +433,27 @@ fn check_stages(doc: &ContractDoc, errors: &mut Errors) {
     for stage in ["inp_embd", "attn_norm", "kqv_out", "l_out", "result_norm", "result_output"] {
         if !seen.contains(stage) {
             errors.at(&doc.forward, format!("stages must list `{stage}` (every decoder has it)"));
+        }
+    }
+}
+
+/// Memory bounds parse and use only model quantities and hyperparameters.
+fn check_memory(doc: &ContractDoc, hparams: &HashMap<&str, Ty>, errors: &mut Errors) {
+    let Some(m) = &doc.memory else { return };
+    for (what, bound) in [("rss_peak", &m.rss_peak), ("vram_peak", &m.vram_peak)] {
+        let Some(loc) = bound else { continue };
+        let Some(e) = parse_expr(errors, loc, what) else { continue };
+        for name in e.names() {
+            if !crate::memory::is_quantity(name) && !hparams.contains_key(name) {
+                errors.at(
+                    loc,
+                    format!(
+                        "{what} `{}`: `{name}` is neither a model quantity ({}, weight_bytes_<dtype>) nor a hyperparameter",
+                        loc.value,
+                        crate::memory::QUANTITIES.join(", ")
+                    ),
+                );
+            }
         }
     }
 }

@@ -154,6 +154,22 @@ impl<'m, B: Backend> Decoder<'m, B> {
         &self.backend
     }
 
+    /// Bytes of the KV cache of a session of `n_ctx` positions (f32 keys and values).
+    pub fn kv_cache_bytes(&self, n_ctx: usize) -> u64 {
+        let h = &self.hparams;
+        (2 * h.n_layer * n_ctx * h.n_head_kv * h.head_dim * size_of::<f32>()) as u64
+    }
+
+    /// The engine's bound on activation bytes live during a forward of `n_tokens` with `n_ctx`
+    /// positions: eight f32 rows as wide as the widest weight dimension per token (the residual,
+    /// the norm, q/k/v or the FFN's gate/up/hidden, quantized copies of the input, the output),
+    /// plus attention scores and probabilities for every head.
+    pub fn scratch_bytes(&self, n_tokens: usize, n_ctx: usize) -> u64 {
+        let rows = 8 * n_tokens * self.weights.widest;
+        let attention = 2 * self.hparams.n_head * n_tokens * n_ctx;
+        ((rows + attention) * size_of::<f32>()) as u64
+    }
+
     /// Bytes of each routed expert's slabs, per layer (empty for a dense FFN): what running
     /// that expert reads.
     pub fn expert_bytes(&self) -> Vec<Vec<usize>> {

@@ -65,6 +65,8 @@ pub struct Weights<'m, B: Backend> {
     /// `[n_vocab, n_embd]` (the token embedding when tied), with the optional output bias.
     pub output: Linear<'m, B>,
     pub layers: Vec<Layer<'m, B>>,
+    /// The widest dimension of any weight (a row or a column; an expert stack's count aside).
+    pub widest: usize,
 }
 
 /// Finds tensors for roles through the binding.
@@ -255,6 +257,14 @@ impl<'m, B: Backend> Gather<'_, 'm, B> {
             output_norm: self.norm("output_norm", None, f.norm)?,
             output: self.linear("output", None)?,
             layers,
+            widest: self
+                .binding
+                .tensors
+                .iter()
+                .filter_map(|t| t.found_shape.as_deref())
+                .flat_map(|s| s.iter().rev().take(2).map(|&d| d as usize))
+                .max()
+                .unwrap_or(0),
         })
     }
 }

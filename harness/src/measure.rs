@@ -1,0 +1,153 @@
+//! `harness measure`: load one model, run a prompt on one backend with tracing off, and report
+//! this process's peak resident set against the contract's `memory.rss_peak`. `verify` runs it
+//! as a child process per (model, backend), so the number belongs to that one run and nothing
+//! else the harness holds (goldens, captures, other models) is in it.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::Path;
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+use assay_engine::backend::Backend;
+use assay_engine::backend::cpu::Cpu;
+use assay_engine::backend::reference::Reference;
+use assay_engine::contract::{Binding, Contract, bind};
+use assay_engine::decoder::Decoder;
+use assay_engine::trace::Off;
+use assay_engine::{Model, memory};
+use serde::{Deserialize, Serialize};
+
+use crate::cli::MeasureArgs;
+use crate::contracts;
+use crate::exit::Outcome;
+use crate::verify::BackendChoice;
+
+/// One measured run.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Measurement {
+    pub model: String,
+    pub backend: String,
+    pub contract: String,
+    pub n_tokens: usize,
+    pub n_ctx: usize,
+    /// Peak resident set of the process (VmHWM), bytes.
+    pub rss_peak: u64,
+    /// The quantities bounds are written in, for this run.
+    pub quantities: BTreeMap<String, u64>,
+    /// The contract's `memory.rss_peak` expression and its value; `None` without one.
+    pub bound: Option<(String, u64)>,
+}
+
+impl Measurement {
+    pub fn pass(&self) -> bool {
+        self.bound.as_ref().is_none_or(|(_, b)| self.rss_peak <= *b)
+    }
+
+    /// `peak RSS 12.1 MiB ≤ 80.0 MiB (expr), headroom 85%`.
+    pub fn describe(&self) -> String {
+        let mib = |b: u64| format!("{:.1} MiB", b as f64 / (1 << 20) as f64);
+        match &self.bound {
+            Some((text, b)) => format!(
+                "peak RSS {} {} {} ({text}), headroom {:.0}%",
+                mib(self.rss_peak),
+                if self.pass() { "≤" } else { ">" },
+                mib(*b),
+                100.0 * (*b as f64 - self.rss_peak as f64) / *b as f64
+            ),
+            None => format!("peak RSS {} (no bound)", mib(self.rss_peak)),
+        }
+    }
+}
+
+pub fn run(args: &MeasureArgs, out: &mut impl Write) -> Result<Outcome> {
+    let backend = match crate::verify::backends(std::slice::from_ref(&args.backend)) {
+        Ok(b) if b.len() == 1 => b[0],
+        Ok(_) => bail!("measure runs on one backend: pass reference or cpu"),
+        Err(BackendChoice::Unavailable(message)) => {
+            eprintln!("error: {message}");
+            return Ok(Outcome::Unavailable);
+        }
+        Err(BackendChoice::Unknown(message)) => bail!(message),
+    };
+    let set = args.contracts.load()?;
+    let explicit = args.contract.as_deref().map(|c| contracts::resolve(c, &set)).transpose()?;
+    let model = Model::open(&args.model)?;
+    let Some(contract) = explicit.as_ref().or_else(|| contracts::for_model(&set, &model)) else {
+        bail!("no contract claims {} architecture `{}`; pass --contract", model.format, model.architecture);
+    };
+    let binding = bind(contract, &model);
+    let n_ctx = args.n_ctx.unwrap_or(args.tokens.len()).max(args.tokens.len());
+    let m = match backend {
+        "reference" => measure(Reference, contract, &binding, &model, &args.tokens, n_ctx)?,
+        _ => measure(Cpu, contract, &binding, &model, &args.tokens, n_ctx)?,
+    };
+    let m = Measurement { model: args.model.display().to_string(), ..m };
+    if args.json {
+        serde_json::to_writer(&mut *out, &m)?;
+        writeln!(out)?;
+    } else {
+        writeln!(out, "{} on {} ({} tokens, n_ctx {}): {}", m.model, m.backend, m.n_tokens, m.n_ctx, m.describe())?;
+    }
+    Ok(if m.pass() { Outcome::Pass } else { Outcome::Violation })
+}
+
+fn measure<B: Backend>(
+    backend: B,
+    contract: &Contract,
+    binding: &Binding,
+    model: &Model,
+    tokens: &[u32],
+    n_ctx: usize,
+) -> Result<Measurement> {
+    let name = backend.name();
+    let dec = Decoder::new(backend, contract, binding, model)?;
+    let mut s = dec.session(n_ctx)?;
+    dec.forward(&mut s, tokens, &mut Off)?;
+    let rss_peak = memory::peak_rss().context("this system does not report peak RSS (/proc/self/status VmHWM)")?;
+    let quantities =
+        memory::quantities(model, n_ctx, dec.kv_cache_bytes(n_ctx), dec.scratch_bytes(tokens.len(), n_ctx));
+    let bound = match contract.doc.memory.as_ref().and_then(|m| m.rss_peak.as_ref()) {
+        Some(text) => Some((
+            text.value.0.clone(),
+            memory::bound(&text.value.0, &quantities, binding).map_err(anyhow::Error::msg)?,
+        )),
+        None => None,
+    };
+    Ok(Measurement {
+        model: String::new(),
+        backend: name.to_owned(),
+        contract: contract.name().to_owned(),
+        n_tokens: tokens.len(),
+        n_ctx,
+        rss_peak,
+        quantities,
+        bound,
+    })
+}
+
+/// Runs `harness measure` on `model` in a child process (this same binary) and returns its
+/// measurement. `contract` is passed by path when it came from a file, else by name.
+pub fn in_child(
+    model: &Path,
+    backend: &str,
+    contract: &Contract,
+    contracts_dir: Option<&Path>,
+    tokens: &[u32],
+) -> Result<Measurement> {
+    let exe = std::env::current_exe().context("cannot find the harness binary to measure in a child")?;
+    let ids: Vec<String> = tokens.iter().map(u32::to_string).collect();
+    let mut cmd = Command::new(exe);
+    cmd.arg("measure").arg("--model").arg(model).args(["--backend", backend, "--json", "--tokens", &ids.join(",")]);
+    match contracts_dir {
+        Some(dir) => cmd.arg("--contracts-dir").arg(dir).args(["--contract", contract.name()]),
+        None if Path::new(&contract.source).is_file() => cmd.args(["--contract", &contract.source]),
+        None => cmd.args(["--contract", contract.name()]),
+    };
+    let out = cmd.output().context("cannot run the measuring child")?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout.lines().find(|l| l.starts_with('{')).with_context(|| {
+        format!("measuring child exited {:?}: {}", out.status.code(), String::from_utf8_lossy(&out.stderr).trim())
+    })?;
+    Ok(serde_json::from_str(line)?)
+}
