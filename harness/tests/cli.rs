@@ -402,3 +402,73 @@ fn falsify_kills_every_mutant_and_a_survivor_or_an_idle_check_exits_1() {
     assert!(run.stdout.contains("| SURVIVED | the check still passes"), "{}", run.stdout);
     assert!(run.stdout.contains("| INVALID  | the check does not run on this model"), "{}", run.stdout);
 }
+
+/// A Llama-2-7B-shaped GGUF (Q4_0 matrices, F32 norms) as a sparse file: the header, then holes
+/// that read as zero blocks. 3.6 GiB apparent, nothing on disk.
+fn sparse_llama_7b(path: &Path) -> u64 {
+    use assay_engine::contract::expr::Num;
+    use assay_engine::format::gguf::GgufWriter;
+    use assay_engine::{DType, MetaValue};
+    let c = contract("llama");
+    let values: std::collections::BTreeMap<&str, Num> = [
+        ("n_vocab", 32000),
+        ("n_embd", 4096),
+        ("n_layer", 32),
+        ("n_head", 32),
+        ("n_head_kv", 32),
+        ("head_dim", 128),
+        ("n_ff", 11008),
+        ("n_ctx_train", 4096),
+        ("n_rot", 128),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k, Num::Int(v)))
+    .chain([("rope_theta", Num::Float(10000.0)), ("norm_eps", Num::Float(1e-5))])
+    .collect();
+    let mut w = GgufWriter::new();
+    w.metadata("general.architecture", MetaValue::Str("llama".into()));
+    for h in &c.hparams {
+        if let (Some(keys), Some(v)) = (&h.spec.gguf, values.get(h.name.as_str())) {
+            let key = keys.all()[0].replace("{arch}", "llama");
+            w.metadata(
+                key,
+                match v {
+                    Num::Int(i) => MetaValue::U32(*i as u32),
+                    Num::Float(f) => MetaValue::F32(*f as f32),
+                },
+            );
+        }
+    }
+    for def in c.roles.iter().filter(|d| !d.spec.optional) {
+        let shape: Vec<u64> =
+            def.shape.iter().map(|e| e.eval(&|n| values.get(n).copied()).unwrap().as_f64() as u64).collect();
+        let dtype = if shape.len() == 2 { DType::Q4_0 } else { DType::F32 };
+        for l in 0..if def.role.per_layer { 32 } else { 1 } {
+            w.tensor(def.role.gguf_name(l), dtype, &shape).unwrap();
+        }
+    }
+    let mut f = std::fs::File::create(path).unwrap();
+    let header = w.write_header(&mut f).unwrap();
+    f.set_len(header + w.data_len()).unwrap();
+    header + w.data_len()
+}
+
+#[test]
+fn a_several_gib_quantized_model_runs_within_its_rss_bound() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("llama-7b-q4_0.gguf");
+    let size = sparse_llama_7b(&path);
+    assert!(size > 3 << 30, "{size} bytes apparent");
+    let run = harness(&["measure", "--model", path.to_str().unwrap(), "--tokens", "1,2", "--json"], dir.path());
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    let m: assay_harness::measure::Measurement = serde_json::from_str(run.stdout.trim()).unwrap();
+    let (_, bound) = m.bound.clone().unwrap();
+    let weights = m.quantities["weight_bytes"];
+    eprintln!("{}", m.describe());
+    assert!(m.rss_peak <= bound, "{}", m.describe());
+    // Every weight page was read (the forward touches all of them) and nothing else is large.
+    assert!(m.rss_peak > weights * 9 / 10, "{}: the weights were not all read", m.describe());
+    // The same weights as f32 (4 bytes per element; Q4_0 is 18 bytes per 32) would need 7×.
+    let as_f32 = m.quantities["weight_bytes_q4_0"] / 18 * 32 * 4;
+    assert!(as_f32 > 6 * bound, "an f32 expansion ({as_f32} B) must break the bound ({bound} B) by far");
+}

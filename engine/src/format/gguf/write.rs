@@ -114,6 +114,13 @@ impl GgufWriter {
         Ok(())
     }
 
+    /// Bytes of the data section: every tensor padded to the alignment. A header followed by
+    /// this many bytes of holes (`File::set_len`) is a valid sparse file of zero tensors.
+    pub fn data_len(&self) -> u64 {
+        let a = self.alignment();
+        self.tensors.iter().map(|(_, _, _, len)| len.div_ceil(a) * a).sum()
+    }
+
     /// The whole file in memory; `data[i]` are the bytes of tensor `i`.
     pub fn to_bytes(&self, data: &[&[u8]]) -> io::Result<Vec<u8>> {
         let mut out = Vec::new();
