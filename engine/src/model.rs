@@ -356,7 +356,25 @@ pub struct Model {
     pub tensors: Vec<TensorInfo>,
     pub tokenizer: Option<TokenizerInfo>,
     tensor_index: HashMap<String, usize>,
-    files: Vec<Mmap>,
+    files: Vec<Bytes>,
+}
+
+/// Where a model's bytes live: memory-mapped files, or (only for a deliberately mutated model)
+/// a buffer of its own.
+#[derive(Debug)]
+enum Bytes {
+    Mapped(Mmap),
+    Owned(Vec<u8>),
+}
+
+impl std::ops::Deref for Bytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            Bytes::Mapped(m) => m,
+            Bytes::Owned(v) => v,
+        }
+    }
 }
 
 /// What a reader hands back before the model is assembled.
@@ -378,6 +396,7 @@ impl Model {
     }
 
     pub(crate) fn assemble(path: PathBuf, format: Format, parsed: Parsed, files: Vec<Mmap>) -> Model {
+        let files = files.into_iter().map(Bytes::Mapped).collect();
         let tensor_index = parsed.tensors.iter().enumerate().map(|(i, t)| (t.name.clone(), i)).collect();
         Model {
             path,
@@ -394,6 +413,22 @@ impl Model {
 
     pub fn tensor(&self, name: &str) -> Option<&TensorInfo> {
         self.tensor_index.get(name).map(|&i| &self.tensors[i])
+    }
+
+    /// This model with other tensors held in one owned buffer (`data`, at each tensor's
+    /// offset): the loader mutant that expands quantized weights.
+    pub(crate) fn with_owned_tensors(&self, tensors: Vec<TensorInfo>, data: Vec<u8>) -> Model {
+        Model {
+            path: self.path.clone(),
+            format: self.format,
+            architecture: self.architecture.clone(),
+            details: self.details.clone(),
+            metadata: self.metadata.clone(),
+            tensor_index: tensors.iter().enumerate().map(|(i, t)| (t.name.clone(), i)).collect(),
+            tensors,
+            tokenizer: self.tokenizer.clone(),
+            files: vec![Bytes::Owned(data)],
+        }
     }
 
     /// The tensor's bytes, borrowed from the memory map.

@@ -4,9 +4,9 @@
 //! fails on the unmutated run (nothing is proven either way). Mutations are compiled into the
 //! engine but only this flag and the tests turn them on.
 
-use assay_engine::Model;
 use assay_engine::contract::{Binding, Contract};
 use assay_engine::decoder::Mutation;
+use assay_engine::{DType, Model};
 use serde::Serialize;
 
 use crate::numeric::{self, BackendRun, Golden, Tokens};
@@ -17,6 +17,8 @@ pub enum Verdict {
     Killed,
     Survived,
     Invalid,
+    /// The mutation changes nothing in this file (expanding an all-f32 model to f32).
+    NotApplicable,
 }
 
 /// One invariant against its mutant on one backend.
@@ -95,7 +97,10 @@ pub fn falsify(
         .map(|inv| {
             let mutation = Mutation::named(&inv.falsify.value).expect("contract validation checks mutation names");
             let check = inv.check.value.clone();
+            let inert = mutation == Mutation::ExpandToF32
+                && !model.tensors.iter().any(|t| t.shape.len() >= 2 && t.dtype != DType::F32);
             let (verdict, detail) = match outcome(clean, &check) {
+                _ if inert => (Verdict::NotApplicable, "every matrix of this file is already f32".into()),
                 CheckOutcome::Fails(why) => (Verdict::Invalid, format!("fails without the mutant: {why}")),
                 CheckOutcome::Absent => (Verdict::Invalid, "the check does not run on this model".into()),
                 CheckOutcome::Holds => {

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use assay_engine::backend::cpu::Cpu;
 use assay_engine::backend::reference::Reference;
-use assay_engine::backend::{Backend, BackendError};
+use assay_engine::backend::{Backend, BackendError, HeldWeight};
 use assay_engine::contract::schema::{RopeStyle, Tolerance};
 use assay_engine::contract::{Binding, Contract};
 use assay_engine::decoder::{Decoder, DecoderError, ExpertReads, ForcedRoutes, Mutation};
@@ -206,7 +206,17 @@ fn execute<B: Backend>(
     mutations: &[Mutation],
     r: &mut BackendRun,
 ) -> Result<(), DecoderError> {
-    let dec = Decoder::with_mutations(backend, contract, binding, model, mutations)?;
+    // The loader mutant expands the weights before the decoder sees them, as upstream's loader did.
+    let expanded;
+    let rebound;
+    let (run_model, run_binding) = if mutations.contains(&Mutation::ExpandToF32) {
+        expanded = assay_engine::quant::expand_to_f32(model);
+        rebound = assay_engine::contract::bind(contract, &expanded);
+        (&expanded, &rebound)
+    } else {
+        (model, binding)
+    };
+    let dec = Decoder::with_mutations(backend, contract, run_binding, run_model, mutations)?;
     let n = tokens.ids.len();
     let n_vocab = dec.hparams.n_vocab;
     let n_layer = dec.hparams.n_layer;
@@ -328,6 +338,7 @@ fn execute<B: Backend>(
             )
         }),
     });
+    r.invariants.push(weights_stay_quantized(&dec.held_weights(), model));
     if let Some(k) = k {
         moe_invariants(r, contract, &dec.expert_bytes(), k, &one, &kv, tokens.prefill, prefill_reads, &step_reads);
     }
@@ -376,6 +387,38 @@ pub fn format_parity(run: &BackendRun, other: &BackendRun, other_model: &str) ->
             None => format!("vs {other_model}: logit counts differ"),
         },
     })
+}
+
+/// WEIGHTS-STAY-QUANTIZED: the backend holds every weight in the dtype the file stores, in no
+/// more bytes than the file's tensor.
+fn weights_stay_quantized(held: &[HeldWeight], model: &Model) -> Invariant {
+    let mut bad: Vec<String> = held
+        .iter()
+        .filter_map(|h| match model.tensor(&h.tensor) {
+            Some(t) if t.dtype == h.dtype && h.bytes as u64 <= t.len => None,
+            Some(t) => {
+                Some(format!("`{}` held as {} ({} B), stored as {} ({} B)", h.tensor, h.dtype, h.bytes, t.dtype, t.len))
+            }
+            None => Some(format!("`{}` is held but not in the file", h.tensor)),
+        })
+        .collect();
+    bad.dedup(); // a tied output repeats the embedding
+    let bytes: usize = held.iter().map(|h| h.bytes).sum();
+    Invariant {
+        id: "WEIGHTS-STAY-QUANTIZED",
+        claim: "every weight is held in its file's dtype and within its file bytes",
+        pass: bad.is_empty(),
+        detail: if bad.is_empty() {
+            format!("{} matrices, {bytes} B held as stored", held.len())
+        } else {
+            format!(
+                "{} of {} matrices: {}",
+                bad.len(),
+                held.len(),
+                bad.iter().take(3).cloned().collect::<Vec<_>>().join("; ")
+            )
+        },
+    }
 }
 
 /// The MoE invariants: renormalized weights sum to one; a decode step reads exactly its k

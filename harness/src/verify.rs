@@ -67,7 +67,7 @@ impl ModelResult {
             Status::Error => Outcome::BadInput,
         };
         let mutants = self.falsification.iter().map(|m| match m.verdict {
-            Verdict::Killed => Outcome::Pass,
+            Verdict::Killed | Verdict::NotApplicable => Outcome::Pass,
             Verdict::Survived | Verdict::Invalid => Outcome::Violation,
         });
         runs.chain(mutants).fold(own, Outcome::max)
@@ -474,14 +474,22 @@ fn render_falsification(mutants: &[MutantResult]) -> String {
             m.mutation.to_owned(),
             m.backend.to_owned(),
             m.check.clone(),
-            format!("{:?}", m.verdict).to_uppercase(),
+            match m.verdict {
+                Verdict::NotApplicable => "N/A".into(),
+                v => format!("{v:?}").to_uppercase(),
+            },
             m.detail.clone(),
         ]
     });
-    let killed = mutants.iter().filter(|m| m.verdict == Verdict::Killed).count();
+    let count = |v: Verdict| mutants.iter().filter(|m| m.verdict == v).count();
+    let inert = match count(Verdict::NotApplicable) {
+        0 => String::new(),
+        n => format!(" ({n} not applicable to this file)"),
+    };
     format!(
-        "\nfalsification: {killed}/{} mutants killed\n\n{}\n",
-        mutants.len(),
+        "\nfalsification: {}/{} mutants killed{inert}\n\n{}\n",
+        count(Verdict::Killed),
+        mutants.len() - count(Verdict::NotApplicable),
         table(&["invariant", "mutation", "backend", "check", "verdict", "caught by"], rows)
     )
 }

@@ -188,7 +188,9 @@ struct NoAttention;
 
 mod no_attention {
     use assay_engine::backend::reference::Reference;
-    use assay_engine::backend::{AttnShape, Backend, BackendError, HostTensor, HostWeight, Op, Result, RopeParams};
+    use assay_engine::backend::{
+        AttnShape, Backend, BackendError, HeldWeight, HostTensor, HostWeight, Op, Result, RopeParams,
+    };
     use assay_engine::contract::schema::Activation;
     use assay_engine::ops::kv_cache::KvCache;
 
@@ -211,6 +213,9 @@ mod no_attention {
         }
         fn load_matrix<'m>(&self, w: HostWeight<'m>) -> Result<HostWeight<'m>> {
             Reference.load_matrix(w)
+        }
+        fn matrix_info(&self, m: &HostWeight<'_>) -> HeldWeight {
+            Reference.matrix_info(m)
         }
         fn load_vector(&self, w: HostWeight<'_>) -> Result<Vec<f32>> {
             Reference.load_vector(w)

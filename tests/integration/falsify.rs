@@ -30,6 +30,9 @@ fn every_contract_invariant_kills_its_mutant_on_every_fixture() {
                 for r in falsify(&clean, &c, &binding, &model, &golden, &tokens) {
                     if r.verdict == Verdict::Killed {
                         killed += 1;
+                    } else if r.verdict == Verdict::NotApplicable {
+                        // Only expanding an all-f32 file to f32 changes nothing.
+                        assert_eq!((r.mutation, e.dtype.as_str()), ("expand_to_f32", "f32"), "{}", e.file);
                     } else {
                         not_killed.push(format!(
                             "{arch}/{} {backend} {} ({}): {:?} {}",
@@ -41,7 +44,7 @@ fn every_contract_invariant_kills_its_mutant_on_every_fixture() {
         }
     }
     assert!(not_killed.is_empty(), "{}", not_killed.join("\n"));
-    assert!(killed >= 700, "{killed} mutants killed");
+    assert!(killed >= 800, "{killed} mutants killed");
 }
 
 #[test]

@@ -5,7 +5,7 @@
 use rayon::prelude::*;
 
 use super::host::{self, HostTensor};
-use super::{AttnShape, Backend, HostWeight, Op, Result, RopeParams};
+use super::{AttnShape, Backend, HeldWeight, HostWeight, Op, Result, RopeParams};
 use crate::contract::schema::Activation;
 use crate::ops::kv_cache::KvCache;
 use crate::ops::{moe, norm, rope};
@@ -40,6 +40,10 @@ impl Backend for Cpu {
 
     fn load_matrix<'m>(&self, w: HostWeight<'m>) -> Result<HostWeight<'m>> {
         Ok(w)
+    }
+
+    fn matrix_info(&self, m: &HostWeight<'_>) -> HeldWeight {
+        host::held(m)
     }
 
     fn load_vector(&self, w: HostWeight<'_>) -> Result<Vec<f32>> {

@@ -28,6 +28,11 @@ pub(super) fn shape(backend: &'static str, op: Op, message: String) -> BackendEr
     BackendError::Shape { backend, op, message }
 }
 
+/// A host weight is the file's bytes, borrowed: its dtype and size as stored.
+pub(super) fn held(m: &HostWeight<'_>) -> super::HeldWeight {
+    super::HeldWeight { tensor: m.rows.name.to_owned(), dtype: m.rows.dtype, bytes: m.rows.n_bytes() }
+}
+
 /// A weight vector dequantized to f32 (gains and biases are small).
 pub(super) fn load_vector(w: HostWeight<'_>) -> Vec<f32> {
     let r = &w.rows;

@@ -15,6 +15,7 @@ pub mod reference;
 
 use std::fmt;
 
+use crate::DType;
 use crate::contract::schema::{Activation, RopeStyle};
 use crate::ops::kv_cache::ContextFull;
 use crate::quant::{KernelError, WeightRows};
@@ -94,6 +95,15 @@ impl HostWeight<'_> {
     }
 }
 
+/// A weight as a backend holds it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HeldWeight {
+    /// The file tensor it came from (an expert slab names its stacked tensor).
+    pub tensor: String,
+    pub dtype: DType,
+    pub bytes: usize,
+}
+
 /// Rotary embedding parameters of one model.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct RopeParams {
@@ -133,6 +143,10 @@ pub trait Backend: Sync {
     /// `(rows, cols)` of a tensor.
     fn dims(&self, t: &Self::Tensor) -> (usize, usize);
     fn load_matrix<'m>(&self, w: HostWeight<'m>) -> Result<Self::Matrix<'m>>;
+    /// How the backend holds a loaded weight: the file tensor's name, the dtype it computes
+    /// with and the bytes it keeps (borrowed or its own) — so "quantized stays quantized" is
+    /// checked from the backend's side.
+    fn matrix_info(&self, m: &Self::Matrix<'_>) -> HeldWeight;
     fn load_vector(&self, w: HostWeight<'_>) -> Result<Self::Vector>;
     fn new_cache(&self, n_layer: usize, n_ctx: usize, n_head_kv: usize, head_dim: usize) -> Result<Self::Cache>;
 

@@ -2,7 +2,7 @@
 //! exactly as ggml does. Slow and obviously correct; other backends are judged against it.
 
 use super::host::{self, HostTensor};
-use super::{AttnShape, Backend, HostWeight, Op, Result, RopeParams};
+use super::{AttnShape, Backend, HeldWeight, HostWeight, Op, Result, RopeParams};
 use crate::contract::schema::Activation;
 use crate::ops::attention::Attention;
 use crate::ops::kv_cache::KvCache;
@@ -37,6 +37,10 @@ impl Backend for Reference {
 
     fn load_matrix<'m>(&self, w: HostWeight<'m>) -> Result<HostWeight<'m>> {
         Ok(w)
+    }
+
+    fn matrix_info(&self, m: &HostWeight<'_>) -> HeldWeight {
+        host::held(m)
     }
 
     fn load_vector(&self, w: HostWeight<'_>) -> Result<Vec<f32>> {

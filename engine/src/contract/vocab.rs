@@ -74,6 +74,7 @@ pub const RUN_INVARIANTS: &[&str] = &[
     "ROUTING-MATCHES-GOLDEN",
     "ROUTE-WEIGHTS-SUM-TO-ONE",
     "EXPERT-BYTES-PER-TOKEN",
+    "WEIGHTS-STAY-QUANTIZED",
 ];
 
 /// Which part of a tensor role.

@@ -7,7 +7,7 @@ mod moe;
 mod mutation;
 mod weights;
 
-use crate::backend::{AttnShape, Backend, BackendError, RopeParams};
+use crate::backend::{AttnShape, Backend, BackendError, HeldWeight, RopeParams};
 use crate::contract::schema::{Activation, Forward, NormKind, RopeStyle};
 use crate::contract::{Binding, Contract};
 use crate::model::Model;
@@ -152,6 +152,36 @@ impl<'m, B: Backend> Decoder<'m, B> {
 
     pub fn backend(&self) -> &B {
         &self.backend
+    }
+
+    /// Every weight matrix as the backend holds it.
+    pub fn held_weights(&self) -> Vec<HeldWeight> {
+        let be = &self.backend;
+        let w = &self.weights;
+        let mut held = vec![be.matrix_info(&w.token_embd), be.matrix_info(&w.output.w)];
+        held.extend(w.position_embd.as_ref().map(|m| be.matrix_info(m)));
+        for l in &w.layers {
+            match &l.qkv {
+                Qkv::Separate { q, k, v } => held.extend([q, k, v].map(|p| be.matrix_info(&p.w))),
+                Qkv::Fused(p) => held.push(be.matrix_info(&p.w)),
+            }
+            held.push(be.matrix_info(&l.attn_output.w));
+            match &l.ffn {
+                Ffn::Dense { gate, up, down } => {
+                    held.extend(gate.iter().chain([up, down]).map(|p| be.matrix_info(&p.w)));
+                }
+                Ffn::Moe(m) => {
+                    held.push(be.matrix_info(&m.router.w));
+                    for e in &m.experts {
+                        held.extend([&e.gate, &e.up, &e.down].map(|x| be.matrix_info(x)));
+                    }
+                    if let Some(s) = &m.shared {
+                        held.extend([&s.gate_inp, &s.gate, &s.up, &s.down].map(|p| be.matrix_info(&p.w)));
+                    }
+                }
+            }
+        }
+        held
     }
 
     /// Bytes of the KV cache of a session of `n_ctx` positions (f32 keys and values).

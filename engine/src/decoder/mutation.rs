@@ -30,6 +30,10 @@ pub enum Mutation {
     TransposeAttnOutput,
     /// GELU's tanh approximation and the exact erf form are swapped.
     SwapGelu,
+    /// Quantized weights are expanded to f32 when the model is loaded (upstream's OOM). Applied
+    /// where the model is opened, with [`crate::quant::expand_to_f32`]; the decoder itself runs
+    /// whatever model it is given.
+    ExpandToF32,
 }
 
 impl Mutation {
@@ -46,6 +50,7 @@ impl Mutation {
         ("drop_qkv_bias", Mutation::DropQkvBias),
         ("transpose_attn_output", Mutation::TransposeAttnOutput),
         ("swap_gelu", Mutation::SwapGelu),
+        ("expand_to_f32", Mutation::ExpandToF32),
     ];
 
     /// The mutation called `name` in contracts.

@@ -15,6 +15,7 @@
 mod apr_q4;
 mod apr_q8;
 mod bf16;
+mod expand;
 mod f16;
 mod f32;
 mod q2_k;
@@ -39,6 +40,7 @@ mod x86;
 pub use apr_q4::BlockAprQ4;
 pub use apr_q8::apr_q8_scale;
 pub use bf16::BlockBF16;
+pub use expand::expand_to_f32;
 pub use f16::BlockF16;
 pub use f32::BlockF32;
 pub use q2_k::BlockQ2K;
