@@ -472,3 +472,21 @@ fn a_several_gib_quantized_model_runs_within_its_rss_bound() {
     let as_f32 = m.quantities["weight_bytes_q4_0"] / 18 * 32 * 4;
     assert!(as_f32 > 6 * bound, "an f32 expansion ({as_f32} B) must break the bound ({bound} B) by far");
 }
+
+#[test]
+fn verify_measures_every_fixture_within_its_memory_bound() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let run = harness(&["verify", "--json"], &root);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    let mut measured = 0;
+    for m in report["results"].as_array().unwrap() {
+        for r in m["numeric"].as_array().unwrap() {
+            let mem = &r["memory"];
+            let (rss, bound) = (mem["rss_peak"].as_u64().unwrap(), mem["bound"][1].as_u64().unwrap());
+            assert!(rss > 0 && rss <= bound, "{} {}: {rss} > {bound}", m["model"], r["backend"]);
+            measured += 1;
+        }
+    }
+    assert_eq!(measured, 2 * report["total"].as_u64().unwrap(), "every file on both backends");
+}

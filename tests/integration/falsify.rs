@@ -59,3 +59,32 @@ fn every_named_mutation_is_used_by_some_contract() {
         assert!(used.iter().any(|u| u == name), "no contract falsifies with `{name}`");
     }
 }
+
+#[test]
+fn every_weight_is_held_in_its_file_bytes_on_every_fixture() {
+    use assay_engine::backend::cpu::Cpu;
+    use assay_engine::decoder::Decoder;
+    use std::collections::BTreeMap;
+    for arch in ["llama", "qwen2", "qwen3", "qwen3_moe", "qwen2_moe", "gpt2", "phi2"] {
+        let m = manifest(arch);
+        let c = contract(arch);
+        for e in &m.models {
+            let model = Model::open(m.path(&e.file)).unwrap();
+            let binding = bind(&c, &model);
+            let dec = Decoder::new(Cpu, &c, &binding, &model).unwrap();
+            let mut per_tensor: BTreeMap<String, usize> = BTreeMap::new();
+            for h in dec.held_weights() {
+                let t = model.tensor(&h.tensor).unwrap();
+                assert_eq!(h.dtype, t.dtype, "{}: {}", e.file, h.tensor);
+                *per_tensor.entry(h.tensor).or_default() += h.bytes;
+            }
+            // Each tensor is held whole (a tied output twice; an expert stack as its slabs).
+            for (name, bytes) in per_tensor {
+                let t = model.tensor(&name).unwrap();
+                // APR-q8's 4-byte tensor scale is held once beside the rows, not in them.
+                let len = t.len as usize - if t.dtype == assay_engine::DType::AprQ8 { 4 } else { 0 };
+                assert!(bytes > 0 && bytes % len == 0, "{}: {name} held {bytes} B of {len}", e.file);
+            }
+        }
+    }
+}
