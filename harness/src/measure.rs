@@ -136,6 +136,10 @@ pub fn in_child(
     tokens: &[u32],
 ) -> Result<Measurement> {
     let exe = std::env::current_exe().context("cannot find the harness binary to measure in a child")?;
+    // The child is this binary; a library caller's executable would not understand `measure`.
+    if exe.file_stem().and_then(|s| s.to_str()) != Some("harness") {
+        bail!("measuring runs `harness measure` in a child, but this process is {}", exe.display());
+    }
     let ids: Vec<String> = tokens.iter().map(u32::to_string).collect();
     let mut cmd = Command::new(exe);
     cmd.arg("measure").arg("--model").arg(model).args(["--backend", backend, "--json", "--tokens", &ids.join(",")]);
