@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 
 use assay_engine::backend::cpu::Cpu;
 use assay_engine::backend::reference::Reference;
+use assay_engine::backend::wgpu::Wgpu;
 use assay_engine::backend::{Backend, BackendError, HeldWeight};
 use assay_engine::contract::schema::{RopeStyle, Tolerance};
 use assay_engine::contract::{Binding, Contract};
@@ -141,7 +142,17 @@ impl BackendRun {
     }
 }
 
-/// Runs on the backend called `name` (`reference`, `cpu`); `None` for a name this build lacks.
+/// Whether the backend called `name` can run here; `Err` says why not.
+pub fn availability(name: &str) -> Result<(), String> {
+    match name {
+        "reference" | "cpu" => Ok(()),
+        "wgpu" => Wgpu::new().map(|_| ()),
+        other => Err(format!("this build has no `{other}` backend")),
+    }
+}
+
+/// Runs on the backend called `name` (`reference`, `cpu`, `wgpu`); `None` for a name this build
+/// lacks or a device this machine does not have.
 pub fn run_named(
     name: &str,
     contract: &Contract,
@@ -154,6 +165,7 @@ pub fn run_named(
     match name {
         "reference" => Some(run(Reference, contract, binding, model, golden, tokens, mutations)),
         "cpu" => Some(run(Cpu, contract, binding, model, golden, tokens, mutations)),
+        "wgpu" => Wgpu::new().ok().map(|b| run(b, contract, binding, model, golden, tokens, mutations)),
         _ => None,
     }
 }

@@ -6,7 +6,6 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Result, bail};
-use assay_engine::backend::HOST_BACKENDS;
 use assay_engine::contract::bind::TensorStatus;
 use assay_engine::contract::{Binding, Contract, bind};
 use assay_engine::{Format, Model};
@@ -21,8 +20,10 @@ use crate::measure;
 use crate::numeric::{self, BackendRun, Golden, RunStatus, Tokens};
 use crate::render::{dims, table};
 
-/// Backends this build knows but cannot run here (exit 3 when asked for).
-const DEVICE_BACKENDS: &[&str] = &["cuda", "wgpu"];
+/// Backends this build can run where the machine allows (wgpu needs a Vulkan or GL adapter).
+const RUNNABLE: &[&str] = &["reference", "cpu", "wgpu"];
+/// Backends this build knows but cannot run (exit 3 when asked for).
+const DEVICE_BACKENDS: &[&str] = &["cuda"];
 
 /// How one model fared.
 #[derive(Debug, Serialize)]
@@ -188,23 +189,32 @@ pub(crate) fn backends(requested: &[String]) -> Result<Vec<&'static str>, Backen
     for r in requested {
         let r = r.trim();
         if r == "all" {
-            out.extend(HOST_BACKENDS);
-        } else if let Some(&b) = HOST_BACKENDS.iter().find(|&&b| b == r) {
-            out.push(b);
+            for &b in RUNNABLE {
+                match numeric::availability(b) {
+                    Ok(()) => out.push(b),
+                    // Asked for everything: what this machine lacks is skipped, visibly.
+                    Err(why) => eprintln!("note: backend `{b}` skipped: {why}"),
+                }
+            }
+        } else if let Some(&b) = RUNNABLE.iter().find(|&&b| b == r) {
+            match numeric::availability(b) {
+                Ok(()) => out.push(b),
+                Err(why) => return Err(BackendChoice::Unavailable(format!("backend `{b}` is not available: {why}"))),
+            }
         } else if DEVICE_BACKENDS.contains(&r) {
             return Err(BackendChoice::Unavailable(format!(
                 "backend `{r}` is not available in this build on this machine (available: {})",
-                HOST_BACKENDS.join(", ")
+                RUNNABLE.join(", ")
             )));
         } else {
             return Err(BackendChoice::Unknown(format!(
                 "unknown backend `{r}`: expected all, {}, {}",
-                HOST_BACKENDS.join(", "),
+                RUNNABLE.join(", "),
                 DEVICE_BACKENDS.join(", ")
             )));
         }
     }
-    out.sort_by_key(|b| HOST_BACKENDS.iter().position(|h| h == b));
+    out.sort_by_key(|b| RUNNABLE.iter().position(|h| h == b));
     out.dedup();
     Ok(out)
 }

@@ -12,6 +12,7 @@
 pub mod cpu;
 mod host;
 pub mod reference;
+pub mod wgpu;
 
 use std::fmt;
 

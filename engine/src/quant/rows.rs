@@ -159,6 +159,11 @@ impl<'a> WeightRows<'a> {
         self.bytes.len()
     }
 
+    /// The rows' bytes as stored (without APR-q8's shared scale).
+    pub fn bytes(&self) -> &'a [u8] {
+        self.bytes
+    }
+
     fn row_bytes(&self, r: usize) -> &'a [u8] {
         &self.bytes[r * self.row_bytes..(r + 1) * self.row_bytes]
     }
