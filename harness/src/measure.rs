@@ -12,6 +12,8 @@ use anyhow::{Context, Result, bail};
 use assay_engine::backend::Backend;
 use assay_engine::backend::cpu::Cpu;
 use assay_engine::backend::reference::Reference;
+use assay_engine::backend::wgpu::Wgpu;
+use assay_engine::contract::schema::{ExprText, Located, MemoryBounds};
 use assay_engine::contract::{Binding, Contract, bind};
 use assay_engine::decoder::Decoder;
 use assay_engine::trace::Off;
@@ -22,6 +24,12 @@ use crate::cli::MeasureArgs;
 use crate::contracts;
 use crate::exit::Outcome;
 use crate::verify::BackendChoice;
+
+const MIB: f64 = (1 << 20) as f64;
+
+fn mib(b: u64) -> String {
+    format!("{:.1} MiB", b as f64 / MIB)
+}
 
 /// One measured run.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -35,27 +43,56 @@ pub struct Measurement {
     pub rss_peak: u64,
     /// The quantities bounds are written in, for this run.
     pub quantities: BTreeMap<String, u64>,
-    /// The contract's `memory.rss_peak` expression and its value; `None` without one.
+    /// The contract's `memory.rss_peak` expression and its value; `None` without one, and for
+    /// device backends (their RSS is the driver's; their bound is `vram_peak`).
     pub bound: Option<(String, u64)>,
+    /// Peak device memory from the backend's own allocation accounting (device backends).
+    pub vram_peak: Option<u64>,
+    /// The contract's `memory.vram_peak` expression and its value.
+    pub vram_bound: Option<(String, u64)>,
 }
 
 impl Measurement {
     pub fn pass(&self) -> bool {
-        self.bound.as_ref().is_none_or(|(_, b)| self.rss_peak <= *b)
+        let within = |peak: Option<u64>, bound: &Option<(String, u64)>| {
+            bound.as_ref().is_none_or(|(_, b)| peak.is_some_and(|p| p <= *b))
+        };
+        within(Some(self.rss_peak), &self.bound) && within(self.vram_peak, &self.vram_bound)
     }
 
+    /// The peaks that are judged (RSS on host backends, device memory on device backends), as
     /// `peak RSS 12.1 MiB ≤ 80.0 MiB (expr), headroom 85%`.
     pub fn describe(&self) -> String {
-        let mib = |b: u64| format!("{:.1} MiB", b as f64 / (1 << 20) as f64);
-        match &self.bound {
+        let judged = match &self.vram_peak {
+            Some(v) => ("peak device memory", *v, &self.vram_bound),
+            None => ("peak RSS", self.rss_peak, &self.bound),
+        };
+        let (what, peak, bound) = judged;
+        let mut s = match bound {
             Some((text, b)) => format!(
-                "peak RSS {} {} {} ({text}), headroom {:.0}%",
-                mib(self.rss_peak),
-                if self.pass() { "≤" } else { ">" },
+                "{what} {} {} {} ({text}), headroom {:.0}%",
+                mib(peak),
+                if peak <= *b { "≤" } else { ">" },
                 mib(*b),
-                100.0 * (*b as f64 - self.rss_peak as f64) / *b as f64
+                100.0 * (*b as f64 - peak as f64) / *b as f64
             ),
-            None => format!("peak RSS {} (no bound)", mib(self.rss_peak)),
+            None => format!("{what} {} (no bound)", mib(peak)),
+        };
+        if self.vram_peak.is_some() {
+            s += &format!("; process RSS {} (the driver's, not judged)", mib(self.rss_peak));
+        }
+        s
+    }
+
+    /// `peak / bound` in MiB for tables.
+    pub fn cell(&self) -> String {
+        let (peak, bound) = match self.vram_peak {
+            Some(v) => (v, &self.vram_bound),
+            None => (self.rss_peak, &self.bound),
+        };
+        match bound {
+            Some((_, b)) => format!("{:.1} / {:.1} MiB", peak as f64 / MIB, *b as f64 / MIB),
+            None => format!("{:.1} MiB", peak as f64 / MIB),
         }
     }
 }
@@ -80,7 +117,15 @@ pub fn run(args: &MeasureArgs, out: &mut impl Write) -> Result<Outcome> {
     let n_ctx = args.n_ctx.unwrap_or(args.tokens.len()).max(args.tokens.len());
     let m = match backend {
         "reference" => measure(Reference, contract, &binding, &model, &args.tokens, n_ctx)?,
-        _ => measure(Cpu, contract, &binding, &model, &args.tokens, n_ctx)?,
+        "cpu" => measure(Cpu, contract, &binding, &model, &args.tokens, n_ctx)?,
+        _ => {
+            let wgpu = Wgpu::new().map_err(anyhow::Error::msg)?;
+            let mut m = measure(wgpu.clone(), contract, &binding, &model, &args.tokens, n_ctx)?;
+            m.vram_peak = Some(wgpu.memory().peak);
+            m.vram_bound = bound(contract, |mem| mem.vram_peak.as_ref(), &m.quantities, &binding)?;
+            m.bound = None;
+            m
+        }
     };
     let m = Measurement { model: args.model.display().to_string(), ..m };
     if args.json {
@@ -123,7 +168,21 @@ fn measure<B: Backend>(
         rss_peak,
         quantities,
         bound,
+        vram_peak: None,
+        vram_bound: None,
     })
+}
+
+/// A `memory:` bound of the contract, evaluated for this run.
+fn bound(
+    contract: &Contract,
+    which: impl Fn(&MemoryBounds) -> Option<&Located<ExprText>>,
+    quantities: &BTreeMap<String, u64>,
+    binding: &Binding,
+) -> Result<Option<(String, u64)>> {
+    let Some(text) = contract.doc.memory.as_ref().and_then(which) else { return Ok(None) };
+    let value = memory::bound(&text.value.0, quantities, binding).map_err(anyhow::Error::msg)?;
+    Ok(Some((text.value.0.clone(), value)))
 }
 
 /// Runs `harness measure` on `model` in a child process (this same binary) and returns its

@@ -128,9 +128,7 @@ pub fn run(args: &VerifyArgs, out: &mut impl Write) -> Result<Outcome> {
             for b in &backends {
                 let mut run = numeric::run_named(b, contract, binding, &model, golden.as_ref(), &tokens, &[])
                     .expect("backends() only returns runnable backends");
-                if contract.doc.memory.as_ref().is_some_and(|m| m.rss_peak.is_some())
-                    && run.status != RunStatus::Unsupported
-                {
+                if contract.doc.memory.is_some() && run.status != RunStatus::Unsupported {
                     let dir = args.contracts.contracts_dir.as_deref();
                     let (pass, detail, m) = match measure::in_child(path, b, contract, dir, &tokens.ids) {
                         Ok(m) => (m.pass(), m.describe(), Some(m)),
@@ -138,8 +136,8 @@ pub fn run(args: &VerifyArgs, out: &mut impl Write) -> Result<Outcome> {
                     };
                     run.memory = m;
                     run.push_invariant(numeric::Invariant {
-                        id: "RSS-PEAK",
-                        claim: "peak RSS of the run (child process, VmHWM) is within the contract's memory.rss_peak",
+                        id: "MEMORY-PEAK",
+                        claim: "peak memory of the run (child process: VmHWM, or the device's accounting) is within the contract's memory bounds",
                         pass,
                         detail,
                     });
@@ -526,13 +524,7 @@ fn render_numeric(r: &ModelResult) -> String {
             logits("golden"),
             logits("llama.cpp"),
             format!("{inv}/{}", run.invariants.len()),
-            run.memory.as_ref().map_or("—".into(), |m| {
-                let mib = |b: u64| format!("{:.1}", b as f64 / f64::from(1 << 20));
-                match &m.bound {
-                    Some((_, b)) => format!("{} / {} MiB", mib(m.rss_peak), mib(*b)),
-                    None => format!("{} MiB", mib(m.rss_peak)),
-                }
-            }),
+            run.memory.as_ref().map_or("—".into(), measure::Measurement::cell),
             format!("{:?}", run.status).to_uppercase(),
         ]
     });
@@ -545,7 +537,7 @@ fn render_numeric(r: &ModelResult) -> String {
             "logits KL vs golden",
             "KL vs llama.cpp",
             "invariants",
-            "peak RSS / bound",
+            "peak memory / bound",
             "status",
         ],
         rows,

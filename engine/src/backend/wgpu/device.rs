@@ -48,13 +48,15 @@ pub struct Device {
 impl Device {
     /// The first Vulkan adapter, else the first GL one; `Err` says why there is none.
     pub fn new() -> Result<Self, String> {
-        let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
-        desc.backends = wgpu::Backends::VULKAN | wgpu::Backends::GL;
-        let instance = wgpu::Instance::new(desc);
-        let adapters = pollster::block_on(instance.enumerate_adapters(desc_backends()));
-        let adapter = [wgpu::Backend::Vulkan, wgpu::Backend::Gl]
-            .iter()
-            .find_map(|b| adapters.iter().find(|a| a.get_info().backend == *b))
+        // GL is only probed when there is no Vulkan adapter (its EGL probing is noisy and slow).
+        let adapter = [wgpu::Backends::VULKAN, wgpu::Backends::GL]
+            .into_iter()
+            .find_map(|backends| {
+                let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
+                desc.backends = backends;
+                let instance = wgpu::Instance::new(desc);
+                pollster::block_on(instance.enumerate_adapters(backends)).into_iter().next()
+            })
             .ok_or_else(|| "no Vulkan or GL adapter (install Mesa's Vulkan driver: mesa-vulkan-drivers)".to_owned())?;
         let limits = adapter.limits();
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
@@ -204,8 +206,4 @@ impl Device {
         cache.insert(key, Arc::clone(&p));
         p
     }
-}
-
-fn desc_backends() -> wgpu::Backends {
-    wgpu::Backends::VULKAN | wgpu::Backends::GL
 }
