@@ -26,6 +26,9 @@ pub enum Command {
     /// Run tokens through a model and write every stage of the forward pass, named as llama.cpp
     /// names its graph nodes, to a SafeTensors file.
     Trace(TraceArgs),
+    /// Run models on several backends and compare every stage of every backend with every other
+    /// and with the golden.
+    Parity(ParityArgs),
     /// Load a model, run tokens through it on one backend, and report the process's peak RSS
     /// against the contract's memory.rss_peak (what `verify` runs in a child per model).
     Measure(MeasureArgs),
@@ -89,6 +92,27 @@ pub struct VerifyArgs {
     /// golden and each backend: KILLED or SURVIVED; any survivor exits 1.
     #[arg(long)]
     pub falsify: bool,
+    #[command(flatten)]
+    pub contracts: ContractSet,
+}
+
+#[derive(Debug, Args)]
+pub struct ParityArgs {
+    /// Model files to compare across backends (repeatable).
+    #[arg(long, value_name = "MODEL", required = true)]
+    pub model: Vec<PathBuf>,
+    /// Backends (comma-separated or repeated): reference, cpu, wgpu, or all available.
+    #[arg(long, value_delimiter = ',', default_value = "all")]
+    pub backends: Vec<String>,
+    /// Directory whose manifests give each model's golden and tokens.
+    #[arg(long, env = "ASSAY_GOLDEN", value_name = "DIR", default_value = "golden")]
+    pub golden: PathBuf,
+    /// The contract: a YAML file or the name of a known contract. Default: the one that claims each model.
+    #[arg(long, value_name = "CONTRACT")]
+    pub contract: Option<String>,
+    /// Print JSON instead of tables.
+    #[arg(long)]
+    pub json: bool,
     #[command(flatten)]
     pub contracts: ContractSet,
 }

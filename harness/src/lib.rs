@@ -12,6 +12,7 @@ pub mod golden;
 pub mod inspect;
 pub mod measure;
 pub mod numeric;
+pub mod parity;
 mod render;
 pub mod routing;
 pub mod schema;

@@ -105,6 +105,10 @@ pub struct BackendRun {
     /// The one-pass logits, for format parity across files with the same weights.
     #[serde(skip)]
     pub output: Vec<f32>,
+    /// Every stage of the one-pass run (routed as the golden where it was ambiguous), for
+    /// comparing backends with each other (`harness parity`).
+    #[serde(skip)]
+    pub trace: Capture,
 }
 
 impl BackendRun {
@@ -125,6 +129,7 @@ impl BackendRun {
             memory: None,
             invariants: Vec::new(),
             output: Vec::new(),
+            trace: Capture::default(),
         }
     }
 
@@ -380,6 +385,7 @@ fn execute<B: Backend>(
         r.routing = Some(check);
     }
     r.output = logits;
+    r.trace = one;
     Ok(())
 }
 
@@ -638,6 +644,7 @@ mod tests {
                 memory: None,
                 invariants: Vec::new(),
                 output: Vec::new(),
+                trace: Capture::default(),
             }
         }
     }

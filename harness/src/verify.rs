@@ -218,7 +218,7 @@ pub(crate) fn backends(requested: &[String]) -> Result<Vec<&'static str>, Backen
 }
 
 /// The manifest entry describing the model at `path`, if it is a golden fixture.
-fn find_fixture<'a>(manifests: &'a [Manifest], path: &Path) -> Option<(&'a Manifest, &'a crate::golden::ModelEntry)> {
+pub(crate) fn find_fixture<'a>(manifests: &'a [Manifest], path: &Path) -> Option<(&'a Manifest, &'a crate::golden::ModelEntry)> {
     let canon = |p: &Path| std::fs::canonicalize(p).ok();
     let target = canon(path)?;
     manifests.iter().find_map(|m| {
@@ -245,7 +245,7 @@ pub fn load_golden(m: &Manifest, e: &crate::golden::ModelEntry) -> Result<Golden
 }
 
 /// Tokens for a model without a golden: a fixed spread over the vocabulary, 16 + 8.
-fn default_tokens(binding: &Binding) -> Tokens {
+pub(crate) fn default_tokens(binding: &Binding) -> Tokens {
     let n_vocab = match binding.hparam("n_vocab") {
         Some(assay_engine::contract::expr::Num::Int(n)) if n > 0 => n as u64,
         _ => 1,

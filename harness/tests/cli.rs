@@ -490,3 +490,33 @@ fn verify_measures_every_fixture_within_its_memory_bound() {
     }
     assert_eq!(measured, 2 * report["total"].as_u64().unwrap(), "every file on both backends");
 }
+
+#[test]
+fn wgpu_is_verified_and_compared_stage_by_stage_and_unavailable_means_exit_3() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let model = "golden/qwen2_moe/qwen2_moe-q8_0.gguf";
+    let run = harness(&["parity", "--model", model], &root);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    for pair in ["reference vs cpu: agree", "reference vs wgpu: agree", "cpu vs wgpu: agree"] {
+        assert!(run.stdout.contains(pair), "{pair}: {}", run.stdout);
+    }
+    assert!(run.stdout.contains("| ffn_moe_topk-0 "), "{}", run.stdout);
+
+    // Without an adapter: asked for explicitly → exit 3; as part of `all` → skipped, visibly.
+    let out = Command::new(env!("CARGO_BIN_EXE_harness"))
+        .args(["verify", "--backend", "wgpu", "--model", model])
+        .current_dir(&root)
+        .env("ASSAY_NO_GPU", "1")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("backend `wgpu` is not available: ASSAY_NO_GPU is set"));
+    let out = Command::new(env!("CARGO_BIN_EXE_harness"))
+        .args(["verify", "--model", model])
+        .current_dir(&root)
+        .env("ASSAY_NO_GPU", "1")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("note: backend `wgpu` skipped: ASSAY_NO_GPU is set"));
+}

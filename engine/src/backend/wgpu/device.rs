@@ -46,8 +46,12 @@ pub struct Device {
 }
 
 impl Device {
-    /// The first Vulkan adapter, else the first GL one; `Err` says why there is none.
+    /// The first Vulkan adapter, else the first GL one; `Err` says why there is none (or that
+    /// `ASSAY_NO_GPU` asks for none).
     pub fn new() -> Result<Self, String> {
+        if std::env::var_os("ASSAY_NO_GPU").is_some_and(|v| !v.is_empty() && v != "0") {
+            return Err("ASSAY_NO_GPU is set".into());
+        }
         // GL is only probed when there is no Vulkan adapter (its EGL probing is noisy and slow).
         let adapter = [wgpu::Backends::VULKAN, wgpu::Backends::GL]
             .into_iter()
