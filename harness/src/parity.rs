@@ -105,13 +105,21 @@ pub fn run(args: &ParityArgs, out: &mut impl Write) -> Result<Outcome> {
     }
     let pass = results.iter().all(ModelParity::pass);
     if args.json {
-        serde_json::to_writer_pretty(&mut *out, &serde_json::json!({ "schema": "assay.parity/1", "results": results }))?;
+        serde_json::to_writer_pretty(
+            &mut *out,
+            &serde_json::json!({ "schema": "assay.parity/1", "results": results }),
+        )?;
         writeln!(out)?;
     } else {
         for r in &results {
             out.write_all(render(r).as_bytes())?;
         }
-        writeln!(out, "{}/{} models agree on every backend", results.iter().filter(|r| r.pass()).count(), results.len())?;
+        writeln!(
+            out,
+            "{}/{} models agree on every backend",
+            results.iter().filter(|r| r.pass()).count(),
+            results.len()
+        )?;
     }
     Ok(if pass { Outcome::Pass } else { Outcome::Violation })
 }
@@ -140,7 +148,9 @@ fn pairs(runs: &[BackendRun], contract: &Contract, n_layer: usize) -> Vec<Pair> 
                             pass: m.first_non_finite.is_none()
                                 && bound.is_some_and(|bd| if exact { m.nmse == 0.0 } else { m.nmse <= bd }),
                         },
-                        None => PairStage { stage: name.clone(), nmse: f64::INFINITY, max_abs: f64::INFINITY, pass: false },
+                        None => {
+                            PairStage { stage: name.clone(), nmse: f64::INFINITY, max_abs: f64::INFINITY, pass: false }
+                        }
                     })
                 })
                 .collect();
@@ -153,7 +163,8 @@ fn pairs(runs: &[BackendRun], contract: &Contract, n_layer: usize) -> Vec<Pair> 
 
 fn render(r: &ModelParity) -> String {
     let e = |v: f64| format!("{v:.1e}");
-    let mut s = format!("## {}\n\ncontract {} · golden {}\n\n", r.model, r.contract, r.golden.as_deref().unwrap_or("none"));
+    let mut s =
+        format!("## {}\n\ncontract {} · golden {}\n\n", r.model, r.contract, r.golden.as_deref().unwrap_or("none"));
     // One row per stage: each backend against the golden, then each pair.
     let mut header = vec!["stage".to_owned()];
     header.extend(r.runs.iter().map(|run| format!("{} vs golden", run.backend)));

@@ -218,7 +218,10 @@ pub(crate) fn backends(requested: &[String]) -> Result<Vec<&'static str>, Backen
 }
 
 /// The manifest entry describing the model at `path`, if it is a golden fixture.
-pub(crate) fn find_fixture<'a>(manifests: &'a [Manifest], path: &Path) -> Option<(&'a Manifest, &'a crate::golden::ModelEntry)> {
+pub(crate) fn find_fixture<'a>(
+    manifests: &'a [Manifest],
+    path: &Path,
+) -> Option<(&'a Manifest, &'a crate::golden::ModelEntry)> {
     let canon = |p: &Path| std::fs::canonicalize(p).ok();
     let target = canon(path)?;
     manifests.iter().find_map(|m| {

@@ -164,6 +164,12 @@ impl<'a> WeightRows<'a> {
         self.bytes
     }
 
+    /// APR-q8's per-tensor scale, which multiplies every element and is not part of
+    /// [`WeightRows::bytes`]; `None` for every other type.
+    pub fn scale(&self) -> Option<f32> {
+        (self.dtype == DType::AprQ8).then(|| apr_q8::apr_q8_scale(self.scale))
+    }
+
     fn row_bytes(&self, r: usize) -> &'a [u8] {
         &self.bytes[r * self.row_bytes..(r + 1) * self.row_bytes]
     }

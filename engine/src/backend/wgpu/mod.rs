@@ -3,10 +3,14 @@
 //! resident on the device. f32 arithmetic, activations not quantized: judged against
 //! [`super::reference`]. Runs on any Vulkan or GL adapter, including Mesa's llvmpipe on a CPU.
 //!
-//! Weight types with a kernel: F32, F16, BF16, Q8_0, Q4_K, Q6_K; any other is
-//! [`BackendError::Unsupported`] at load, never computed elsewhere.
+//! Weight types with a kernel: F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K,
+//! Q5_K, Q6_K, APR-q4 and APR-q8 (every type the engine computes with); any other is
+//! [`BackendError::Unsupported`] at load, never computed elsewhere. Each is decoded per element
+//! with the float operations of its CPU dequantizer, so a weight reads bit-exact.
 
 mod device;
+#[cfg(test)]
+mod tests;
 
 use std::sync::{Arc, OnceLock};
 
@@ -95,9 +99,18 @@ fn weight_fn(dtype: DType) -> Option<&'static str> {
         DType::F32 => "w_f32",
         DType::F16 => "w_f16",
         DType::BF16 => "w_bf16",
+        DType::Q4_0 => "w_q4_0",
+        DType::Q4_1 => "w_q4_1",
+        DType::Q5_0 => "w_q5_0",
+        DType::Q5_1 => "w_q5_1",
         DType::Q8_0 => "w_q8_0",
+        DType::Q2_K => "w_q2_k",
+        DType::Q3_K => "w_q3_k",
         DType::Q4_K => "w_q4_k",
+        DType::Q5_K => "w_q5_k",
         DType::Q6_K => "w_q6_k",
+        DType::AprQ4 => "w_apr_q4",
+        DType::AprQ8 => "w_apr_q8",
         _ => return None,
     })
 }
@@ -128,6 +141,8 @@ pub struct GpuMatrix<'m> {
     n_cols: usize,
     row_bytes: usize,
     transposed: bool,
+    /// APR-q8's per-tensor scale (not part of the uploaded rows), as params word 7; 0 otherwise.
+    scale: f32,
     /// (buffer, first row, rows).
     chunks: Vec<(Tracked, usize, usize)>,
     source: String,
@@ -217,6 +232,7 @@ impl Backend for Wgpu {
             n_cols: r.n_cols,
             row_bytes,
             transposed: w.transposed,
+            scale: r.scale().unwrap_or(0.0),
             chunks,
             source: matmul_source(r.dtype),
         })
@@ -255,7 +271,7 @@ impl Backend for Wgpu {
         }
         let y = self.tensor(ids.len(), m.n_cols);
         let idx = self.ids(ids);
-        let params = [u(ids.len()), u(m.n_cols), 0, u(m.row_bytes)];
+        let params = [u(ids.len()), u(m.n_cols), 0, u(m.row_bytes), 0, 0, 0, m.scale.to_bits()];
         let bufs = [(1, &m.chunks[0].0.buf), (2, &idx.buf), (3, &y.buf.buf)];
         self.dev.dispatch(&m.source, "get_rows", &params, &bufs, u(y.n()));
         Ok(y)
@@ -272,8 +288,16 @@ impl Backend for Wgpu {
         }
         let y = self.tensor(x.rows, m.n_out());
         for (buf, first, rows) in &m.chunks {
-            let params =
-                [u(x.rows), u(m.n_in()), u(m.n_out()), u(m.row_bytes), u(*first), u(*rows), u32::from(m.transposed)];
+            let params = [
+                u(x.rows),
+                u(m.n_in()),
+                u(m.n_out()),
+                u(m.row_bytes),
+                u(*first),
+                u(*rows),
+                u32::from(m.transposed),
+                m.scale.to_bits(),
+            ];
             let n = x.rows * if m.transposed { m.n_out() } else { *rows };
             self.dev.dispatch(&m.source, "matmul", &params, &[(1, &buf.buf), (2, &x.buf.buf), (3, &y.buf.buf)], u(n));
         }
