@@ -301,7 +301,7 @@ fn verify_runs_a_golden_fixture_numerically_on_every_backend() {
     assert_eq!(json["level"], "numeric");
     let runs = json["results"][0]["numeric"].as_array().unwrap();
     let backends: Vec<&str> = runs.iter().map(|r| r["backend"].as_str().unwrap()).collect();
-    assert_eq!(backends, ["reference", "cpu"]);
+    assert_eq!(backends, ["reference", "cpu", "wgpu"]);
     for r in runs {
         assert_eq!(r["status"], "pass");
         assert_eq!(r["stages"].as_array().unwrap().len(), 3 + 18 * 2, "every captured stage is compared");
@@ -483,12 +483,19 @@ fn verify_measures_every_fixture_within_its_memory_bound() {
     for m in report["results"].as_array().unwrap() {
         for r in m["numeric"].as_array().unwrap() {
             let mem = &r["memory"];
-            let (rss, bound) = (mem["rss_peak"].as_u64().unwrap(), mem["bound"][1].as_u64().unwrap());
-            assert!(rss > 0 && rss <= bound, "{} {}: {rss} > {bound}", m["model"], r["backend"]);
+            // Host backends are judged by RSS, device backends by their device memory.
+            let (peak, bound) = if r["backend"] == "wgpu" {
+                (mem["vram_peak"].as_u64().unwrap(), mem["vram_bound"][1].as_u64().unwrap())
+            } else {
+                (mem["rss_peak"].as_u64().unwrap(), mem["bound"][1].as_u64().unwrap())
+            };
+            assert!(peak > 0 && peak <= bound, "{} {}: {peak} > {bound}", m["model"], r["backend"]);
             measured += 1;
         }
     }
-    assert_eq!(measured, 2 * report["total"].as_u64().unwrap(), "every file on both backends");
+    let backends = report["backends"].as_array().unwrap().len() as u64;
+    assert_eq!(backends, 3, "reference, cpu and wgpu: {}", report["backends"]);
+    assert_eq!(measured, backends * report["total"].as_u64().unwrap(), "every file on every backend");
 }
 
 #[test]

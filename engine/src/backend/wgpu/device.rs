@@ -73,7 +73,7 @@ impl Device {
             device,
             queue,
             info: adapter.get_info(),
-            max_binding: u64::from(limits.max_storage_buffer_binding_size),
+            max_binding: limits.max_storage_buffer_binding_size,
             memory: Arc::default(),
             pipelines: Mutex::default(),
         })
