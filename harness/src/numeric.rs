@@ -156,6 +156,11 @@ pub fn availability(name: &str) -> Result<(), String> {
     }
 }
 
+/// The device a device backend runs on (`None` for host backends and unavailable ones).
+pub fn device(name: &str) -> Option<String> {
+    (name == "wgpu").then(|| Wgpu::new().ok().map(|w| w.adapter())).flatten()
+}
+
 /// Runs on the backend called `name` (`reference`, `cpu`, `wgpu`); `None` for a name this build
 /// lacks or a device this machine does not have.
 pub fn run_named(

@@ -107,10 +107,19 @@ pub fn run(args: &ParityArgs, out: &mut impl Write) -> Result<Outcome> {
     if args.json {
         serde_json::to_writer_pretty(
             &mut *out,
-            &serde_json::json!({ "schema": "assay.parity/1", "results": results }),
+            &serde_json::json!({
+                "schema": "assay.parity/1",
+                "devices": backends.iter().filter_map(|b| numeric::device(b).map(|d| (b.to_string(), d))).collect::<std::collections::BTreeMap<_, _>>(),
+                "results": results,
+            }),
         )?;
         writeln!(out)?;
     } else {
+        for b in &backends {
+            if let Some(d) = numeric::device(b) {
+                writeln!(out, "backend {b} on {d}\n")?;
+            }
+        }
         for r in &results {
             out.write_all(render(r).as_bytes())?;
         }

@@ -81,6 +81,8 @@ pub struct Report {
     pub schema: &'static str,
     pub level: Level,
     pub backends: Vec<String>,
+    /// The device each device backend ran on (`wgpu`: adapter · API · driver).
+    pub devices: std::collections::BTreeMap<String, String>,
     pub contracts: Vec<String>,
     pub results: Vec<ModelResult>,
     pub passed: usize,
@@ -157,6 +159,7 @@ pub fn run(args: &VerifyArgs, out: &mut impl Write) -> Result<Outcome> {
         schema: "assay.verify/2",
         level: args.level,
         backends: backends.iter().map(|b| b.to_string()).collect(),
+        devices: backends.iter().filter_map(|b| numeric::device(b).map(|d| (b.to_string(), d))).collect(),
         contracts: match &explicit {
             Some(c) => vec![c.name().to_owned()],
             None => set.iter().map(|c| c.name().to_owned()).collect(),
@@ -378,6 +381,9 @@ fn sniff_file(path: &Path) -> Option<Format> {
 /// The human rendering: a section per model, then `N/M passed` and the failures.
 pub fn render(report: &Report, golden: &Path) -> String {
     let mut s = String::new();
+    for (backend, device) in &report.devices {
+        s += &format!("backend {backend} on {device}\n\n");
+    }
     if report.results.is_empty() {
         s += &format!(
             "No model files under {}: nothing to verify. Contracts loaded and valid: {}.\n",

@@ -50,6 +50,8 @@ fn snapshot_settings(dir: &Path) -> insta::Settings {
     s.add_filter(&regex_escape(&dir.display().to_string()), "[TMP]");
     // Peak RSS depends on the machine; the bound does not.
     s.add_filter(r"\| \d+\.\d / (\d+\.\d) MiB +\|", "| [RSS] / $1 MiB |");
+    // The adapter depends on the machine.
+    s.add_filter(r"backend wgpu on .*", "backend wgpu on [ADAPTER]");
     s
 }
 
