@@ -11,6 +11,7 @@ use std::process::Command;
 use anyhow::{Context, Result, bail};
 use assay_engine::backend::Backend;
 use assay_engine::backend::cpu::Cpu;
+use assay_engine::backend::cuda::Cuda;
 use assay_engine::backend::reference::Reference;
 use assay_engine::backend::wgpu::Wgpu;
 use assay_engine::contract::schema::{ExprText, Located, MemoryBounds};
@@ -118,6 +119,14 @@ pub fn run(args: &MeasureArgs, out: &mut impl Write) -> Result<Outcome> {
     let m = match backend {
         "reference" => measure(Reference, contract, &binding, &model, &args.tokens, n_ctx)?,
         "cpu" => measure(Cpu, contract, &binding, &model, &args.tokens, n_ctx)?,
+        "cuda" => {
+            let cuda = Cuda::new().map_err(anyhow::Error::msg)?;
+            let mut m = measure(cuda.clone(), contract, &binding, &model, &args.tokens, n_ctx)?;
+            m.vram_peak = Some(cuda.memory().peak);
+            m.vram_bound = bound(contract, |mem| mem.vram_peak.as_ref(), &m.quantities, &binding)?;
+            m.bound = None;
+            m
+        }
         _ => {
             let wgpu = Wgpu::new().map_err(anyhow::Error::msg)?;
             let mut m = measure(wgpu.clone(), contract, &binding, &model, &args.tokens, n_ctx)?;

@@ -6,6 +6,7 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use assay_engine::backend::cpu::Cpu;
+use assay_engine::backend::cuda::Cuda;
 use assay_engine::backend::reference::Reference;
 use assay_engine::backend::wgpu::Wgpu;
 use assay_engine::backend::{Backend, BackendError, HeldWeight};
@@ -152,13 +153,18 @@ pub fn availability(name: &str) -> Result<(), String> {
     match name {
         "reference" | "cpu" => Ok(()),
         "wgpu" => Wgpu::new().map(|_| ()),
+        "cuda" => Cuda::new().map(|_| ()),
         other => Err(format!("this build has no `{other}` backend")),
     }
 }
 
 /// The device a device backend runs on (`None` for host backends and unavailable ones).
 pub fn device(name: &str) -> Option<String> {
-    (name == "wgpu").then(|| Wgpu::new().ok().map(|w| w.adapter())).flatten()
+    match name {
+        "wgpu" => Wgpu::new().ok().map(|w| w.adapter()),
+        "cuda" => Cuda::new().ok().map(|c| c.device()),
+        _ => None,
+    }
 }
 
 /// Runs on the backend called `name` (`reference`, `cpu`, `wgpu`); `None` for a name this build
@@ -176,6 +182,7 @@ pub fn run_named(
         "reference" => Some(run(Reference, contract, binding, model, golden, tokens, mutations)),
         "cpu" => Some(run(Cpu, contract, binding, model, golden, tokens, mutations)),
         "wgpu" => Wgpu::new().ok().map(|b| run(b, contract, binding, model, golden, tokens, mutations)),
+        "cuda" => Cuda::new().ok().map(|b| run(b, contract, binding, model, golden, tokens, mutations)),
         _ => None,
     }
 }

@@ -20,10 +20,11 @@ use crate::measure;
 use crate::numeric::{self, BackendRun, Golden, RunStatus, Tokens};
 use crate::render::{dims, table};
 
-/// Backends this build can run where the machine allows (wgpu needs a Vulkan or GL adapter).
-const RUNNABLE: &[&str] = &["reference", "cpu", "wgpu"];
+/// Backends this build can run where the machine allows (wgpu needs a Vulkan or GL adapter,
+/// cuda an NVIDIA driver and device).
+const RUNNABLE: &[&str] = &["reference", "cpu", "wgpu", "cuda"];
 /// Backends this build knows but cannot run (exit 3 when asked for).
-const DEVICE_BACKENDS: &[&str] = &["cuda"];
+const DEVICE_BACKENDS: &[&str] = &[];
 
 /// How one model fared.
 #[derive(Debug, Serialize)]

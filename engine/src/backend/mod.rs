@@ -10,6 +10,7 @@
 //!   `vec_dot_type` as llama.cpp's CPU backend does.
 
 pub mod cpu;
+pub mod cuda;
 mod host;
 pub mod reference;
 pub mod wgpu;
