@@ -238,27 +238,14 @@ pub(super) fn moe_slots<'a>(
     weights: &HostTensor,
     parts: &[(&[u32], &'a HostTensor)],
 ) -> Result<(usize, Vec<&'a [f32]>)> {
-    let n_slots = weights.data.len();
-    let cols = parts.first().map_or(0, |(_, y)| y.cols);
-    let mut rows: Vec<Option<&[f32]>> = vec![None; n_slots];
+    let shapes: Vec<(&[u32], usize, usize)> = parts.iter().map(|(s, y)| (*s, y.rows, y.cols)).collect();
+    let cols = check_slots(backend, weights.data.len(), &shapes)?;
+    let mut rows: Vec<&[f32]> = vec![&[]; weights.data.len()];
     for (slots, y) in parts {
-        if y.cols != cols || y.rows != slots.len() {
-            return Err(shape(
-                backend,
-                Op::Moe,
-                format!("expert output [{}, {}] for {} slots of width {cols}", y.rows, y.cols, slots.len()),
-            ));
-        }
         for (&s, row) in slots.iter().zip(y.data.chunks_exact(cols.max(1))) {
-            match rows.get_mut(s as usize) {
-                Some(r @ None) => *r = Some(row),
-                _ => return Err(shape(backend, Op::Moe, format!("slot {s} of {n_slots} given twice or out of range"))),
-            }
+            rows[s as usize] = row;
         }
     }
-    let rows: Option<Vec<&[f32]>> = rows.into_iter().collect();
-    let rows =
-        rows.ok_or_else(|| shape(backend, Op::Moe, format!("not every one of {n_slots} slots has an output")))?;
     Ok((cols, rows))
 }
 
@@ -267,6 +254,46 @@ pub(super) fn check_gate(backend: &'static str, x: &HostTensor, g: &HostTensor) 
         return Err(shape(backend, Op::Moe, format!("gate [{}, {}] for [{}, {}]", g.rows, g.cols, x.rows, x.cols)));
     }
     Ok(())
+}
+
+/// Checks that expert outputs `(slots, rows, cols)` cover each of `n_slots` slots exactly once,
+/// with one row per slot and one width; returns the width.
+pub(super) fn check_slots(backend: &'static str, n_slots: usize, parts: &[(&[u32], usize, usize)]) -> Result<usize> {
+    let cols = parts.first().map_or(0, |p| p.2);
+    let mut seen = vec![false; n_slots];
+    for &(slots, rows, c) in parts {
+        if c != cols || rows != slots.len() {
+            return Err(shape(
+                backend,
+                Op::Moe,
+                format!("expert output [{rows}, {c}] for {} slots of width {cols}", slots.len()),
+            ));
+        }
+        for &s in slots {
+            match seen.get_mut(s as usize) {
+                Some(f @ false) => *f = true,
+                _ => return Err(shape(backend, Op::Moe, format!("slot {s} of {n_slots} given twice or out of range"))),
+            }
+        }
+    }
+    if seen.iter().any(|f| !f) {
+        return Err(shape(backend, Op::Moe, format!("not every one of {n_slots} slots has an output")));
+    }
+    Ok(cols)
+}
+
+/// (cos, sin) of every rotated pair at every position, computed in f64 as the reference's rope
+/// does, for device backends to upload: `[positions, n_rot / 2, 2]`.
+pub(super) fn rope_table(p: super::RopeParams, positions: &[u32]) -> Vec<f32> {
+    let half = p.n_rot / 2;
+    let mut cs = Vec::with_capacity(positions.len() * half * 2);
+    for &pos in positions {
+        for i in 0..half {
+            let theta = f64::from(pos) * p.base.powf(-2.0 * i as f64 / p.n_rot as f64);
+            cs.extend([theta.cos() as f32, theta.sin() as f32]);
+        }
+    }
+    cs
 }
 
 #[cfg(test)]

@@ -330,13 +330,7 @@ impl Backend for Wgpu {
             return Ok(());
         }
         // The angles in f64 on the host, as the reference computes them.
-        let mut cs = Vec::with_capacity(positions.len() * half * 2);
-        for &pos in positions {
-            for i in 0..half {
-                let theta = f64::from(pos) * p.base.powf(-2.0 * i as f64 / p.n_rot as f64);
-                cs.extend([theta.cos() as f32, theta.sin() as f32]);
-            }
-        }
+        let cs = host::rope_table(p, positions);
         let cs = self.dev.upload(bytemuck::cast_slice(&cs));
         let heads = x.cols / p.head_dim;
         let n = x.rows * heads * half;
@@ -449,25 +443,8 @@ impl Backend for Wgpu {
 
     fn moe_sum(&self, weights: &GpuTensor, parts: &[(&[u32], &GpuTensor)]) -> Result<GpuTensor> {
         let n_slots = weights.n();
-        let cols = parts.first().map_or(0, |(_, y)| y.cols);
-        let mut seen = vec![false; n_slots];
-        for (slots, y) in parts {
-            if y.cols != cols || y.rows != slots.len() {
-                return Err(shape(
-                    Op::Moe,
-                    format!("expert output [{}, {}] for {} slots", y.rows, y.cols, slots.len()),
-                ));
-            }
-            for &s in *slots {
-                match seen.get_mut(s as usize) {
-                    Some(f @ false) => *f = true,
-                    _ => return Err(shape(Op::Moe, format!("slot {s} of {n_slots} given twice or out of range"))),
-                }
-            }
-        }
-        if seen.iter().any(|f| !f) {
-            return Err(shape(Op::Moe, format!("not every one of {n_slots} slots has an output")));
-        }
+        let shapes: Vec<(&[u32], usize, usize)> = parts.iter().map(|(s, y)| (*s, y.rows, y.cols)).collect();
+        let cols = host::check_slots(NAME, n_slots, &shapes)?;
         // Every expert's rows into their slots, then the weighted sum per token in slot order.
         let slotted = self.tensor(n_slots, cols);
         for (slots, y) in parts {
