@@ -92,6 +92,12 @@ pub struct VerifyArgs {
     /// golden and each backend: KILLED or SURVIVED; any survivor exits 1.
     #[arg(long)]
     pub falsify: bool,
+    /// Also write the conformance report: markdown here, JSON beside it (`.json`).
+    #[arg(long, value_name = "PATH")]
+    pub report: Option<PathBuf>,
+    /// Overwrite an existing --report.
+    #[arg(long)]
+    pub force: bool,
     #[command(flatten)]
     pub contracts: ContractSet,
 }

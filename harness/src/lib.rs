@@ -13,6 +13,7 @@ pub mod inspect;
 pub mod measure;
 pub mod numeric;
 pub mod parity;
+pub mod report;
 mod render;
 pub mod routing;
 pub mod schema;

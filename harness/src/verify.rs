@@ -91,6 +91,10 @@ pub struct Report {
 }
 
 pub fn run(args: &VerifyArgs, out: &mut impl Write) -> Result<Outcome> {
+    // Refuse before the work, not after it.
+    if let Some(path) = args.report.as_ref().filter(|p| p.exists() && !args.force) {
+        bail!("{} exists; pass --force to overwrite it", path.display());
+    }
     let set = args.contracts.load()?;
     let explicit = args.contract.as_deref().map(|c| contracts::resolve(c, &set)).transpose()?;
     let backends = match args.level {
@@ -169,6 +173,9 @@ pub fn run(args: &VerifyArgs, out: &mut impl Write) -> Result<Outcome> {
         passed,
         results,
     };
+    if let Some(path) = &args.report {
+        crate::report::Conformance::from_verify(&report).write(path, args.force)?;
+    }
     if args.json {
         serde_json::to_writer_pretty(&mut *out, &report)?;
         writeln!(out)?;

@@ -529,3 +529,32 @@ fn wgpu_is_verified_and_compared_stage_by_stage_and_unavailable_means_exit_3() {
     assert_eq!(out.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&out.stderr).contains("note: backend `wgpu` skipped: ASSAY_NO_GPU is set"));
 }
+
+#[test]
+fn verify_writes_a_conformance_report_atomically_and_never_over_one_without_force() {
+    let (dir, gguf, ..) = llama_dir();
+    let report = dir.path().join("reports/CONFORMANCE.md");
+    std::fs::create_dir_all(report.parent().unwrap()).unwrap();
+    let args = ["verify", "--model", gguf.to_str().unwrap(), "--report", report.to_str().unwrap()];
+    let run = harness(&args, dir.path());
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let md = std::fs::read_to_string(&report).unwrap();
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(report.with_extension("json")).unwrap()).unwrap();
+    assert_eq!(json["schema"], "assay.conformance/1");
+    assert_eq!(json["rows"].as_array().unwrap().len(), 3, "one row per backend");
+    assert!(json["rows"][0]["memory_peak"].as_u64().unwrap() > 0, "exact peaks are in the JSON");
+    let mut s = snapshot_settings(dir.path());
+    s.add_filter(r"CPU kernels: \w+", "CPU kernels: [ISA]");
+    s.add_filter(r"- wgpu: .*", "- wgpu: [ADAPTER]");
+    s.bind(|| insta::assert_snapshot!("conformance_report", md));
+
+    // An existing report is refused before any work, and kept.
+    let again = harness(&args, dir.path());
+    assert_eq!(again.code, 2);
+    assert!(again.stderr.contains("exists; pass --force"), "{}", again.stderr);
+    assert_eq!(std::fs::read_to_string(&report).unwrap(), md);
+    let mut forced = args.to_vec();
+    forced.push("--force");
+    assert_eq!(harness(&forced, dir.path()).code, 0);
+}
