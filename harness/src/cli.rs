@@ -26,6 +26,9 @@ pub enum Command {
     /// Run tokens through a model and write every stage of the forward pass, named as llama.cpp
     /// names its graph nodes, to a SafeTensors file.
     Trace(TraceArgs),
+    /// Verify every model under the golden directory on every available backend and write the
+    /// conformance report (markdown, and JSON beside it).
+    Report(ReportArgs),
     /// Run models on several backends and compare every stage of every backend with every other
     /// and with the golden.
     Parity(ParityArgs),
@@ -98,6 +101,27 @@ pub struct VerifyArgs {
     /// Overwrite an existing --report.
     #[arg(long)]
     pub force: bool,
+    #[command(flatten)]
+    pub contracts: ContractSet,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// Where the markdown goes; the JSON is written beside it (`.json`).
+    #[arg(long, value_name = "PATH", default_value = "reports/CONFORMANCE.md")]
+    pub out: PathBuf,
+    /// Overwrite an existing report.
+    #[arg(long)]
+    pub force: bool,
+    /// Also run every contract invariant against its mutation (the "mutants killed" column).
+    #[arg(long)]
+    pub falsify: bool,
+    /// Directory searched for model files.
+    #[arg(long, env = "ASSAY_GOLDEN", value_name = "DIR", default_value = "golden")]
+    pub golden: PathBuf,
+    /// Backends to run on (comma-separated or repeated): reference, cpu, wgpu, cuda, or all available.
+    #[arg(long, value_delimiter = ',', default_value = "all")]
+    pub backend: Vec<String>,
     #[command(flatten)]
     pub contracts: ContractSet,
 }

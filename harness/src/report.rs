@@ -21,6 +21,29 @@ use crate::verify::{ModelResult, Report, Status};
 
 pub const SCHEMA: &str = "assay.conformance/1";
 
+/// `harness report`: `harness verify --report` over the golden directory, printing only where
+/// the report went and the verdict.
+pub fn run(args: crate::cli::ReportArgs, out: &mut impl std::io::Write) -> Result<crate::exit::Outcome> {
+    let verify = crate::cli::VerifyArgs {
+        contract: None,
+        model: Vec::new(),
+        golden: args.golden,
+        level: crate::cli::Level::Numeric,
+        backend: args.backend,
+        json: false,
+        falsify: args.falsify,
+        report: Some(args.out.clone()),
+        force: args.force,
+        contracts: args.contracts,
+    };
+    let mut tables = Vec::new();
+    let outcome = crate::verify::run(&verify, &mut tables)?;
+    let text = String::from_utf8_lossy(&tables);
+    let verdict = text.lines().rev().find(|l| l.contains(" passed")).unwrap_or("").to_owned();
+    writeln!(out, "wrote {} and {} ({verdict})", args.out.display(), args.out.with_extension("json").display())?;
+    Ok(outcome)
+}
+
 #[derive(Debug, Serialize)]
 pub struct Conformance {
     pub schema: &'static str,

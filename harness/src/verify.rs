@@ -92,8 +92,13 @@ pub struct Report {
 
 pub fn run(args: &VerifyArgs, out: &mut impl Write) -> Result<Outcome> {
     // Refuse before the work, not after it.
-    if let Some(path) = args.report.as_ref().filter(|p| p.exists() && !args.force) {
-        bail!("{} exists; pass --force to overwrite it", path.display());
+    if let Some(path) = &args.report {
+        if path.exists() && !args.force {
+            bail!("{} exists; pass --force to overwrite it", path.display());
+        }
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty() && !d.is_dir()) {
+            bail!("cannot write the report {}: directory {} does not exist", path.display(), dir.display());
+        }
     }
     let set = args.contracts.load()?;
     let explicit = args.contract.as_deref().map(|c| contracts::resolve(c, &set)).transpose()?;

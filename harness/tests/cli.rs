@@ -558,3 +558,12 @@ fn verify_writes_a_conformance_report_atomically_and_never_over_one_without_forc
     forced.push("--force");
     assert_eq!(harness(&forced, dir.path()).code, 0);
 }
+
+#[test]
+fn report_runs_verify_over_the_golden_set_and_refuses_a_missing_directory_up_front() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("no/such/dir/C.md");
+    let run = harness(&["report", "--out", missing.to_str().unwrap(), "--golden", &golden("")], dir.path());
+    assert_eq!(run.code, 2);
+    assert!(run.stderr.contains("does not exist"), "{}", run.stderr);
+}
