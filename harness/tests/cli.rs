@@ -567,3 +567,24 @@ fn report_runs_verify_over_the_golden_set_and_refuses_a_missing_directory_up_fro
     assert_eq!(run.code, 2);
     assert!(run.stderr.contains("does not exist"), "{}", run.stderr);
 }
+
+#[test]
+fn the_workflows_parse_and_run_what_ci_runs() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    for (file, must) in [
+        ("ci.yml", &["bash .ci/run", "verify --falsify --report reports/CONFORMANCE.md", "--backend wgpu"][..]),
+        ("nightly-gpu.yml", &["bash .ci/run", "--backend cuda", "parity --backends cpu,cuda,wgpu"][..]),
+    ] {
+        let text = std::fs::read_to_string(root.join(".github/workflows").join(file)).unwrap();
+        let doc: serde_json::Value = serde_saphyr::from_str(&text).unwrap_or_else(|e| panic!("{file}: {e}"));
+        let jobs = doc["jobs"].as_object().unwrap_or_else(|| panic!("{file}: no jobs"));
+        assert!(doc.get("on").is_some(), "{file}: no triggers");
+        for (name, job) in jobs {
+            let steps = job["steps"].as_array().unwrap_or_else(|| panic!("{file}/{name}: no steps"));
+            assert!(steps.iter().all(|s| s.get("run").is_some() || s.get("uses").is_some()), "{file}/{name}");
+        }
+        for m in must {
+            assert!(text.contains(m), "{file} does not run `{m}`");
+        }
+    }
+}
