@@ -101,6 +101,9 @@ pub struct VerifyArgs {
     /// Overwrite an existing --report.
     #[arg(long)]
     pub force: bool,
+    /// No progress bar (there is none anyway when stderr is not a terminal).
+    #[arg(long, short)]
+    pub quiet: bool,
     #[command(flatten)]
     pub contracts: ContractSet,
 }
@@ -116,6 +119,9 @@ pub struct ReportArgs {
     /// Also run every contract invariant against its mutation (the "mutants killed" column).
     #[arg(long)]
     pub falsify: bool,
+    /// No progress bar (there is none anyway when stderr is not a terminal).
+    #[arg(long, short)]
+    pub quiet: bool,
     /// Directory searched for model files.
     #[arg(long, env = "ASSAY_GOLDEN", value_name = "DIR", default_value = "golden")]
     pub golden: PathBuf,
@@ -143,6 +149,9 @@ pub struct ParityArgs {
     /// Print JSON instead of tables.
     #[arg(long)]
     pub json: bool,
+    /// No progress bar (there is none anyway when stderr is not a terminal).
+    #[arg(long, short)]
+    pub quiet: bool,
     #[command(flatten)]
     pub contracts: ContractSet,
 }

@@ -67,7 +67,9 @@ pub fn run(args: &ParityArgs, out: &mut impl Write) -> Result<Outcome> {
     let explicit = args.contract.as_deref().map(|c| contracts::resolve(c, &set)).transpose()?;
     let manifests = if args.golden.is_dir() { Manifest::load_all(&args.golden)? } else { Vec::new() };
     let mut results = Vec::new();
+    let progress = crate::progress::Progress::new(args.model.len(), args.quiet);
     for path in &args.model {
+        progress.start(&path.display().to_string());
         let (checked, opened) = verify::check(path, explicit.as_ref(), &set);
         let (Some((model, contract)), Some(binding)) = (opened, checked.binding.as_ref()) else {
             bail!("{}: {}", path.display(), checked.error.as_deref().unwrap_or("does not meet its contract"));
@@ -102,7 +104,9 @@ pub fn run(args: &ParityArgs, out: &mut impl Write) -> Result<Outcome> {
             runs,
             pairs,
         });
+        progress.done_one();
     }
+    drop(progress);
     let pass = results.iter().all(ModelParity::pass);
     if args.json {
         serde_json::to_writer_pretty(

@@ -34,6 +34,7 @@ pub fn run(args: crate::cli::ReportArgs, out: &mut impl std::io::Write) -> Resul
         falsify: args.falsify,
         report: Some(args.out.clone()),
         force: args.force,
+        quiet: args.quiet,
         contracts: args.contracts,
     };
     let mut tables = Vec::new();
@@ -109,11 +110,7 @@ impl Conformance {
         let mut s = Summary { models: report.results.len(), ..Summary::default() };
         for m in &report.results {
             let contract = m.contract.clone().unwrap_or_else(|| "—".into());
-            let dtype = m
-                .binding
-                .as_ref()
-                .and_then(|b| b.weight_dtype())
-                .map_or_else(|| "—".into(), |d| d.to_string());
+            let dtype = m.binding.as_ref().and_then(|b| b.weight_dtype()).map_or_else(|| "—".into(), |d| d.to_string());
             if m.numeric.is_empty() {
                 rows.push(static_row(m, &contract, &dtype));
             }
@@ -131,7 +128,11 @@ impl Conformance {
                 s.mutants_killed += killed;
                 rows.push(run_row(m, run, &contract, &dtype, (!mutants.is_empty()).then_some((killed, applicable))));
                 if run.status != RunStatus::Pass {
-                    failures.push(Failure { model: m.model.clone(), backend: Some(run.backend.into()), lines: why(run) });
+                    failures.push(Failure {
+                        model: m.model.clone(),
+                        backend: Some(run.backend.into()),
+                        lines: why(run),
+                    });
                 }
                 for x in mutants.iter().filter(|x| matches!(x.verdict, Verdict::Survived | Verdict::Invalid)) {
                     failures.push(Failure {
@@ -178,7 +179,11 @@ impl Conformance {
             s.runs_passed,
             s.runs,
             s.runs_unsupported,
-            if s.mutants > 0 { format!("; {} of {} mutants killed", s.mutants_killed, s.mutants) } else { String::new() }
+            if s.mutants > 0 {
+                format!("; {} of {} mutants killed", s.mutants_killed, s.mutants)
+            } else {
+                String::new()
+            }
         );
         let rows = self.rows.iter().map(|r| {
             vec![

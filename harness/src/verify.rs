@@ -116,7 +116,9 @@ pub fn run(args: &VerifyArgs, out: &mut impl Write) -> Result<Outcome> {
     let models = if args.model.is_empty() { discover(&args.golden)? } else { args.model.clone() };
     let manifests = if args.golden.is_dir() { Manifest::load_all(&args.golden)? } else { Vec::new() };
     let mut results: Vec<ModelResult> = Vec::new();
+    let progress = crate::progress::Progress::new(models.len(), args.quiet);
     for path in &models {
+        progress.start(&path.display().to_string());
         let (mut result, opened) = check(path, explicit.as_ref(), &set);
         if let Some((model, contract)) = opened.filter(|_| matches!(result.status, Status::Pass))
             && let Some(binding) = &result.binding
@@ -161,7 +163,9 @@ pub fn run(args: &VerifyArgs, out: &mut impl Write) -> Result<Outcome> {
             }
         }
         results.push(result);
+        progress.done_one();
     }
+    drop(progress);
     format_parity(&mut results);
     let passed = results.iter().filter(|r| r.outcome() == Outcome::Pass).count();
     let outcome = results.iter().map(ModelResult::outcome).max().unwrap_or(Outcome::Pass);
