@@ -26,6 +26,9 @@ pub enum Command {
     /// Run tokens through a model and write every stage of the forward pass, named as llama.cpp
     /// names its graph nodes, to a SafeTensors file.
     Trace(TraceArgs),
+    /// Prefill and decode tokens/s of a model on one backend (llama-bench's tests), with decode's
+    /// bandwidth against this machine's, after a correctness witness against the reference.
+    Bench(BenchArgs),
     /// Verify every model under the golden directory on every available backend and write the
     /// conformance report (markdown, and JSON beside it).
     Report(ReportArgs),
@@ -104,6 +107,36 @@ pub struct VerifyArgs {
     /// No progress bar (there is none anyway when stderr is not a terminal).
     #[arg(long, short)]
     pub quiet: bool,
+    #[command(flatten)]
+    pub contracts: ContractSet,
+}
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// The model file.
+    #[arg(long, value_name = "MODEL")]
+    pub model: PathBuf,
+    /// The backend to time.
+    #[arg(long, default_value = "cpu")]
+    pub backend: String,
+    /// Prompt length of the prefill test (ppN); 0 skips it.
+    #[arg(short = 'p', long = "prompt", default_value_t = 512)]
+    pub prompt: usize,
+    /// Decode steps of the generation test (tgN); 0 skips it.
+    #[arg(short = 'n', long = "decode", default_value_t = 128)]
+    pub decode: usize,
+    /// Timed repetitions of each test (after one warm-up).
+    #[arg(short = 'r', long = "reps", default_value_t = 5)]
+    pub reps: usize,
+    /// Worker threads (default: every core).
+    #[arg(short = 't', long)]
+    pub threads: Option<usize>,
+    /// The contract: a YAML file or a known contract's name. Default: the one that claims the model.
+    #[arg(long, value_name = "CONTRACT")]
+    pub contract: Option<String>,
+    /// Print JSON instead of tables.
+    #[arg(long)]
+    pub json: bool,
     #[command(flatten)]
     pub contracts: ContractSet,
 }

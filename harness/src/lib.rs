@@ -3,6 +3,7 @@
 //! what to print and how the process exits.
 
 pub mod atomic;
+pub mod bench;
 pub mod cli;
 pub mod compare;
 pub mod contracts;

@@ -588,3 +588,53 @@ fn the_workflows_parse_and_run_what_ci_runs() {
         }
     }
 }
+
+/// `v` with every number replaced by its kind: the schema of a document whose values vary.
+fn shape(v: &serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match v {
+        Value::Number(n) => Value::String(if n.is_f64() { "<float>" } else { "<int>" }.into()),
+        Value::Array(a) => Value::Array(a.iter().take(1).map(shape).collect()),
+        Value::Object(o) => Value::Object(o.iter().map(|(k, v)| (k.clone(), shape(v))).collect()),
+        other => other.clone(),
+    }
+}
+
+#[test]
+fn bench_reports_llama_bench_tests_behind_a_correctness_witness() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let args = ["bench", "--model", "golden/llama/llama-q8_0.gguf", "-p", "8", "-n", "4", "-r", "2", "-t", "1"];
+    let run = harness(&args, &root);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stdout.contains("| llama-q8_0.gguf | 1.34 MiB | 1.31 M | cpu     | 1       | pp8  |"),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("| tg4  |") && run.stdout.contains("witness: logits NMSE"), "{}", run.stdout);
+    let mut json_args = args.to_vec();
+    json_args.push("--json");
+    let run = harness(&json_args, &root);
+    let doc: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(doc["rates"].as_array().unwrap().len(), 2);
+    assert_eq!(doc["rates"][1]["samples"].as_array().unwrap().len(), 2, "one sample per repetition");
+    insta::assert_json_snapshot!("bench_json_schema", shape(&doc));
+}
+
+#[test]
+fn the_witness_refuses_a_broken_backend() {
+    use assay_engine::Model;
+    use assay_engine::backend::cpu::Cpu;
+    use assay_engine::contract::bind;
+    use assay_engine::decoder::Mutation;
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let c = contract("llama");
+    let model = Model::open(root.join("golden/llama/llama-q8_0.gguf")).unwrap();
+    let binding = bind(&c, &model);
+    let ok = assay_harness::bench::witness(Cpu, &c, &binding, &model, &[]).unwrap();
+    assert!(ok.nmse <= ok.bound);
+    let err = assay_harness::bench::witness(Cpu, &c, &binding, &model, &[Mutation::SwapRopeStyle]).unwrap_err();
+    let failed = err.downcast_ref::<assay_harness::bench::WitnessFailed>().expect("a witness failure");
+    assert!(failed.nmse > failed.bound, "{err}");
+    assert!(err.to_string().contains("no speed is reported for a wrong answer"));
+}

@@ -1,0 +1,309 @@
+//! `harness bench`: prefill and decode tokens/s of one model file on one backend, as llama.cpp's
+//! llama-bench defines them (`pp512`: one forward of 512 tokens; `tg128`: 128 single-token
+//! decode steps from an empty cache; mean ± stddev over repetitions after a warm-up; load time
+//! excluded), with decode's achieved weight bandwidth against a read bandwidth measured in the
+//! same run, peak RSS and load time. A correctness witness comes first: the backend's logits on a
+//! short prompt must be within the contract's tolerance of the reference backend's, or no number
+//! is reported.
+
+use std::io::Write;
+use std::time::Instant;
+
+use anyhow::{Result, bail};
+use assay_engine::backend::Backend;
+use assay_engine::backend::cpu::Cpu;
+use assay_engine::backend::cuda::Cuda;
+use assay_engine::backend::reference::Reference;
+use assay_engine::backend::wgpu::Wgpu;
+use assay_engine::contract::{Binding, Contract, bind};
+use assay_engine::decoder::{Decoder, Mutation};
+use assay_engine::trace::Off;
+use assay_engine::{Model, memory};
+use serde::Serialize;
+
+use crate::cli::BenchArgs;
+use crate::compare::compare;
+use crate::contracts;
+use crate::exit::Outcome;
+use crate::render::{bytes, table};
+use crate::verify::BackendChoice;
+
+pub const SCHEMA: &str = "assay.bench/1";
+
+/// Mean and standard deviation of tokens/s over the repetitions.
+#[derive(Clone, Debug, Serialize)]
+pub struct Rate {
+    /// `pp512`, `tg128`.
+    pub test: String,
+    pub mean: f64,
+    pub stddev: f64,
+    pub samples: Vec<f64>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Witness {
+    /// Logits NMSE of the benchmarked backend against the reference on the witness prompt.
+    pub nmse: f64,
+    pub bound: f64,
+    pub tokens: usize,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Bench {
+    pub schema: &'static str,
+    pub model: String,
+    pub contract: String,
+    pub backend: String,
+    pub threads: usize,
+    pub file_bytes: u64,
+    pub params: u64,
+    pub load_seconds: f64,
+    pub witness: Witness,
+    pub rates: Vec<Rate>,
+    /// Weight bytes one decode step reads (all matrices; MoE: the experts it ran).
+    pub decode_bytes_per_token: u64,
+    /// Achieved weight bandwidth of decode, GB/s.
+    pub decode_gbps: f64,
+    /// Read bandwidth measured in this run with the same threads, GB/s.
+    pub measured_gbps: f64,
+    pub peak_rss: Option<u64>,
+}
+
+pub fn run(args: &BenchArgs, out: &mut impl Write) -> Result<Outcome> {
+    let backend = match crate::verify::backends(std::slice::from_ref(&args.backend)) {
+        Ok(b) if b.len() == 1 => b[0],
+        Ok(_) => bail!("bench runs on one backend: reference, cpu, wgpu or cuda"),
+        Err(BackendChoice::Unavailable(message)) => {
+            eprintln!("error: {message}");
+            return Ok(Outcome::Unavailable);
+        }
+        Err(BackendChoice::Unknown(message)) => bail!(message),
+    };
+    let threads = args.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build()?;
+    let set = args.contracts.load()?;
+    let explicit = args.contract.as_deref().map(|c| contracts::resolve(c, &set)).transpose()?;
+    let started = Instant::now();
+    let model = Model::open(&args.model)?;
+    let Some(contract) = explicit.as_ref().or_else(|| contracts::for_model(&set, &model)) else {
+        bail!("no contract claims {} architecture `{}`; pass --contract", model.format, model.architecture);
+    };
+    let binding = bind(contract, &model);
+    if let Some(v) = binding.violations.first() {
+        bail!("{} violates contract `{}` ({v}); `harness verify` lists how", args.model.display(), contract.name());
+    }
+    let plan = Plan { prompt: args.prompt, decode: args.decode, reps: args.reps.max(1) };
+    let result = pool.install(|| match backend {
+        "reference" => bench(Reference, contract, &binding, &model, plan, started, &[]),
+        "cpu" => bench(Cpu, contract, &binding, &model, plan, started, &[]),
+        "wgpu" => bench(Wgpu::new().map_err(anyhow::Error::msg)?, contract, &binding, &model, plan, started, &[]),
+        _ => bench(Cuda::new().map_err(anyhow::Error::msg)?, contract, &binding, &model, plan, started, &[]),
+    });
+    let mut b = match result {
+        Ok(b) => b,
+        Err(e) if e.downcast_ref::<WitnessFailed>().is_some() => {
+            eprintln!("error: {e:#}");
+            return Ok(Outcome::Violation);
+        }
+        Err(e) => return Err(e),
+    };
+    b.model = args.model.display().to_string();
+    b.threads = threads;
+    b.measured_gbps = pool.install(read_bandwidth);
+    if args.json {
+        serde_json::to_writer_pretty(&mut *out, &b)?;
+        writeln!(out)?;
+    } else {
+        out.write_all(render(&b).as_bytes())?;
+    }
+    Ok(Outcome::Pass)
+}
+
+/// What to time.
+#[derive(Clone, Copy, Debug)]
+pub struct Plan {
+    pub prompt: usize,
+    pub decode: usize,
+    pub reps: usize,
+}
+
+/// The witness refused the backend: no number is reported.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "correctness witness failed on {backend}: logits NMSE {nmse:.2e} against the reference, bound {bound:.0e}; no speed is reported for a wrong answer"
+)]
+pub struct WitnessFailed {
+    pub backend: &'static str,
+    pub nmse: f64,
+    pub bound: f64,
+}
+
+/// The witness prompt: a few tokens every vocabulary has.
+fn witness_tokens(n_vocab: usize) -> Vec<u32> {
+    (0..8u32).map(|i| (i * 7919 + 1) % n_vocab.max(1) as u32).collect()
+}
+
+/// Checks `backend`'s logits on the witness prompt against the reference's, within the contract's
+/// NMSE bound for the backend and the file's weight dtype. `mutations` are for the tests.
+pub fn witness<B: Backend>(
+    backend: B,
+    contract: &Contract,
+    binding: &Binding,
+    model: &Model,
+    mutations: &[Mutation],
+) -> Result<Witness> {
+    let name = backend.name();
+    let dtype = binding.weight_dtype();
+    let Some(bound) = dtype.and_then(|d| contract.tolerance(name, d)).map(|t| t.nmse) else {
+        bail!(
+            "contract `{}` declares no tolerance for {name} on this file's weights: no witness, no number",
+            contract.name()
+        );
+    };
+    let reference = Decoder::new(Reference, contract, binding, model)?;
+    let tokens = witness_tokens(reference.hparams.n_vocab);
+    let want = reference.forward(&mut reference.session(tokens.len())?, &tokens, &mut Off)?;
+    let dec = Decoder::with_mutations(backend, contract, binding, model, mutations)?;
+    let got = dec.forward(&mut dec.session(tokens.len())?, &tokens, &mut Off)?;
+    let nmse = compare(&got, &want).ok().filter(|m| m.first_non_finite.is_none()).map_or(f64::INFINITY, |m| m.nmse);
+    if !(nmse <= bound) {
+        return Err(WitnessFailed { backend: name, nmse, bound }.into());
+    }
+    Ok(Witness { nmse, bound, tokens: tokens.len() })
+}
+
+fn bench<B: Backend + Clone>(
+    backend: B,
+    contract: &Contract,
+    binding: &Binding,
+    model: &Model,
+    plan: Plan,
+    started: Instant,
+    mutations: &[Mutation],
+) -> Result<Bench> {
+    let witness = witness(backend.clone(), contract, binding, model, mutations)?;
+    let dec = Decoder::with_mutations(backend, contract, binding, model, mutations)?;
+    let load_seconds = started.elapsed().as_secs_f64();
+    let n_vocab = dec.hparams.n_vocab as u32;
+    let ids: Vec<u32> = (0..plan.prompt.max(plan.decode) as u32).map(|i| (i * 7919 + 1) % n_vocab).collect();
+    let mut rates = Vec::new();
+    if plan.prompt > 0 {
+        let tokens = &ids[..plan.prompt];
+        let mut pp = |_| -> Result<f64> {
+            let mut s = dec.session(plan.prompt)?;
+            let t = Instant::now();
+            dec.forward(&mut s, tokens, &mut Off)?;
+            Ok(plan.prompt as f64 / t.elapsed().as_secs_f64())
+        };
+        pp(0)?; // warm-up
+        let samples = (0..plan.reps).map(&mut pp).collect::<Result<Vec<_>>>()?;
+        rates.push(rate(format!("pp{}", plan.prompt), samples));
+    }
+    let mut bytes_per_token = 0;
+    if plan.decode > 0 {
+        let mut tg = |_| -> Result<(f64, u64)> {
+            let mut s = dec.session(plan.decode)?;
+            let t = Instant::now();
+            for &id in &ids[..plan.decode] {
+                dec.forward(&mut s, &[id], &mut Off)?;
+            }
+            Ok((plan.decode as f64 / t.elapsed().as_secs_f64(), s.expert_reads().bytes))
+        };
+        tg(0)?;
+        let runs = (0..plan.reps).map(&mut tg).collect::<Result<Vec<_>>>()?;
+        // Every matrix once per token, but for MoE only the experts the token ran.
+        let expert_total: usize = dec.expert_bytes().iter().flatten().sum();
+        let dense: u64 = dec.held_weights().iter().map(|h| h.bytes as u64).sum::<u64>() - expert_total as u64;
+        bytes_per_token = dense + runs[0].1 / plan.decode as u64;
+        rates.push(rate(format!("tg{}", plan.decode), runs.iter().map(|r| r.0).collect()));
+    }
+    let tg_mean = rates.iter().find(|r| r.test.starts_with("tg")).map_or(0.0, |r| r.mean);
+    Ok(Bench {
+        schema: SCHEMA,
+        model: String::new(),
+        contract: contract.name().to_owned(),
+        backend: dec.backend().name().to_owned(),
+        threads: 0,
+        file_bytes: model.file_bytes(),
+        params: model.tensors.iter().map(|t| t.n_elems()).sum(),
+        load_seconds,
+        witness,
+        rates,
+        decode_bytes_per_token: bytes_per_token,
+        decode_gbps: bytes_per_token as f64 * tg_mean / 1e9,
+        measured_gbps: 0.0,
+        peak_rss: memory::peak_rss(),
+    })
+}
+
+fn rate(test: String, samples: Vec<f64>) -> Rate {
+    let n = samples.len() as f64;
+    let mean = samples.iter().sum::<f64>() / n;
+    let var = if samples.len() > 1 { samples.iter().map(|s| (s - mean).powi(2)).sum::<f64>() / (n - 1.0) } else { 0.0 };
+    Rate { test, mean, stddev: var.sqrt(), samples }
+}
+
+/// Read bandwidth of this machine with the current rayon pool: the best of three passes summing
+/// a 512 MiB buffer (larger than any cache), GB/s.
+pub fn read_bandwidth() -> f64 {
+    use rayon::prelude::*;
+    let buf = vec![1u64; 64 << 20];
+    (0..3)
+        .map(|_| {
+            let t = Instant::now();
+            let s: u64 = buf.par_chunks(1 << 16).map(|c| c.iter().fold(0u64, |a, &v| a.wrapping_add(v))).sum();
+            std::hint::black_box(s);
+            (buf.len() * 8) as f64 / t.elapsed().as_secs_f64() / 1e9
+        })
+        .fold(0.0, f64::max)
+}
+
+/// llama-bench's table, then the bandwidth, witness, memory and load lines.
+pub fn render(b: &Bench) -> String {
+    let name = std::path::Path::new(&b.model).file_name().map_or(b.model.clone(), |n| n.to_string_lossy().into());
+    let params = if b.params >= 1_000_000_000 {
+        format!("{:.2} B", b.params as f64 / 1e9)
+    } else {
+        format!("{:.2} M", b.params as f64 / 1e6)
+    };
+    let rows = b.rates.iter().map(|r| {
+        vec![
+            name.clone(),
+            bytes(b.file_bytes),
+            params.clone(),
+            b.backend.clone(),
+            b.threads.to_string(),
+            r.test.clone(),
+            format!("{:.2} ± {:.2}", r.mean, r.stddev),
+        ]
+    });
+    let mut s = table(&["model", "size", "params", "backend", "threads", "test", "t/s"], rows);
+    s += "\n\n";
+    if b.decode_bytes_per_token > 0 {
+        s += &format!(
+            "decode reads {} per token: {:.2} GB/s of {:.2} GB/s measured here ({:.0}% of the roofline)\n",
+            bytes(b.decode_bytes_per_token),
+            b.decode_gbps,
+            b.measured_gbps,
+            100.0 * b.decode_gbps / b.measured_gbps.max(f64::MIN_POSITIVE)
+        );
+    }
+    s += &format!(
+        "witness: logits NMSE {:.1e} against the reference on {} tokens (bound {:.0e})\n",
+        b.witness.nmse, b.witness.tokens, b.witness.bound
+    );
+    s += &format!("load {:.2} s · peak RSS {}\n", b.load_seconds, b.peak_rss.map_or("unknown".into(), bytes));
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rates_are_mean_and_sample_stddev() {
+        let r = rate("tg4".into(), vec![10.0, 12.0, 14.0]);
+        assert_eq!((r.mean, r.stddev), (12.0, 2.0));
+        assert_eq!(rate("pp8".into(), vec![5.0]).stddev, 0.0);
+    }
+}
