@@ -166,7 +166,7 @@ pub fn witness<B: Backend>(
     let dec = Decoder::with_mutations(backend, contract, binding, model, mutations)?;
     let got = dec.forward(&mut dec.session(tokens.len())?, &tokens, &mut Off)?;
     let nmse = compare(&got, &want).ok().filter(|m| m.first_non_finite.is_none()).map_or(f64::INFINITY, |m| m.nmse);
-    if !(nmse <= bound) {
+    if nmse.is_nan() || nmse > bound {
         return Err(WitnessFailed { backend: name, nmse, bound }.into());
     }
     Ok(Witness { nmse, bound, tokens: tokens.len() })
