@@ -30,6 +30,7 @@ mod q6_k;
 mod q8_0;
 mod q8_1;
 mod q8_k;
+mod quantize;
 mod rows;
 mod simd;
 #[cfg(test)]
@@ -41,6 +42,7 @@ pub use apr_q4::BlockAprQ4;
 pub use apr_q8::apr_q8_scale;
 pub use bf16::BlockBF16;
 pub use expand::expand_to_f32;
+pub use quantize::{WEIGHT_TYPES, quantize_row};
 pub use f16::BlockF16;
 pub use f32::BlockF32;
 pub use q2_k::BlockQ2K;
