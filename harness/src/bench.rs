@@ -181,9 +181,9 @@ fn bench<B: Backend + Clone>(
     started: Instant,
     mutations: &[Mutation],
 ) -> Result<Bench> {
-    let witness = witness(backend.clone(), contract, binding, model, mutations)?;
-    let dec = Decoder::with_mutations(backend, contract, binding, model, mutations)?;
+    let dec = Decoder::with_mutations(backend.clone(), contract, binding, model, mutations)?;
     let load_seconds = started.elapsed().as_secs_f64();
+    let witness = witness(backend, contract, binding, model, mutations)?;
     let n_vocab = dec.hparams.n_vocab as u32;
     let ids: Vec<u32> = (0..plan.prompt.max(plan.decode) as u32).map(|i| (i * 7919 + 1) % n_vocab).collect();
     let mut rates = Vec::new();

@@ -26,6 +26,9 @@ pub enum Command {
     /// Run tokens through a model and write every stage of the forward pass, named as llama.cpp
     /// names its graph nodes, to a SafeTensors file.
     Trace(TraceArgs),
+    /// Write a GGUF of a real model's configuration (a preset) with seeded random weights,
+    /// quantized by the engine's quantizers: a benchmark subject.
+    Synth(SynthArgs),
     /// Prefill and decode tokens/s of a model on one backend (llama-bench's tests), with decode's
     /// bandwidth against this machine's, after a correctness witness against the reference.
     Bench(BenchArgs),
@@ -107,6 +110,27 @@ pub struct VerifyArgs {
     /// No progress bar (there is none anyway when stderr is not a terminal).
     #[arg(long, short)]
     pub quiet: bool,
+    #[command(flatten)]
+    pub contracts: ContractSet,
+}
+
+#[derive(Debug, Args)]
+pub struct SynthArgs {
+    /// The configuration: tinyllama-1.1b, qwen2.5-0.5b, qwen3-0.6b or qwen3-moe-small.
+    #[arg(long)]
+    pub preset: String,
+    /// Weight type: f32, q8_0, q4_0, q4_k, q6_k, or q4_k_m (llama.cpp's mix).
+    #[arg(long, default_value = "q4_k_m")]
+    pub quant: String,
+    /// Seed of the weights: the same seed gives the same bytes.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Where to write the GGUF.
+    #[arg(short = 'o', long, value_name = "FILE")]
+    pub out: PathBuf,
+    /// Overwrite --out if it exists.
+    #[arg(long)]
+    pub force: bool,
     #[command(flatten)]
     pub contracts: ContractSet,
 }

@@ -19,5 +19,6 @@ mod render;
 pub mod report;
 pub mod routing;
 pub mod schema;
+pub mod synth;
 pub mod trace;
 pub mod verify;

@@ -11,6 +11,7 @@ fn main() -> anyhow::Result<ExitCode> {
         Command::Inspect(args) => assay_harness::inspect::run(&args, &mut out),
         Command::Verify(args) => assay_harness::verify::run(&args, &mut out),
         Command::Trace(args) => assay_harness::trace::run(&args, &mut out),
+        Command::Synth(args) => assay_harness::synth::run(&args, &mut out),
         Command::Bench(args) => assay_harness::bench::run(&args, &mut out),
         Command::Report(args) => assay_harness::report::run(args, &mut out),
         Command::Parity(args) => assay_harness::parity::run(&args, &mut out),

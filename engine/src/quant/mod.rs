@@ -42,7 +42,6 @@ pub use apr_q4::BlockAprQ4;
 pub use apr_q8::apr_q8_scale;
 pub use bf16::BlockBF16;
 pub use expand::expand_to_f32;
-pub use quantize::{WEIGHT_TYPES, quantize_row};
 pub use f16::BlockF16;
 pub use f32::BlockF32;
 pub use q2_k::BlockQ2K;
@@ -57,6 +56,7 @@ pub use q6_k::BlockQ6K;
 pub use q8_0::BlockQ8_0;
 pub use q8_1::BlockQ8_1;
 pub use q8_k::BlockQ8K;
+pub use quantize::{WEIGHT_TYPES, quantize_row};
 pub use rows::{Activations, KernelError, WeightRows, matmul, matvec};
 pub use simd::{Isa, isa};
 

@@ -131,7 +131,9 @@ mod tests {
     fn every_quantizer_round_trips_through_ggml_dequantization() {
         // Relative RMS error bounds per type (ggml's own tests use 0.002–0.0075 absolute on
         // this data with its optimized quantizers; these plain ones are allowed a little more).
-        for (dtype, bound) in [(DType::F32, 0.0), (DType::Q8_0, 0.01), (DType::Q4_0, 0.1), (DType::Q4_K, 0.1), (DType::Q6_K, 0.03)] {
+        for (dtype, bound) in
+            [(DType::F32, 0.0), (DType::Q8_0, 0.01), (DType::Q4_0, 0.1), (DType::Q4_K, 0.1), (DType::Q6_K, 0.03)]
+        {
             let x = data(512, 0.3);
             let bytes = quantize_row(dtype, &x).unwrap();
             let w = WeightRows::from_parts("t", dtype, &bytes, 1, 512).unwrap();

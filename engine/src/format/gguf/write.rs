@@ -57,7 +57,8 @@ impl GgufWriter {
         Ok(self)
     }
 
-    fn alignment(&self) -> u64 {
+    /// The data alignment: `general.alignment` when set, else 32.
+    pub fn alignment(&self) -> u64 {
         self.metadata
             .iter()
             .find_map(|(k, v)| match (k.as_str(), v) {
