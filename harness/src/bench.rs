@@ -9,7 +9,9 @@
 use std::io::Write;
 use std::time::Instant;
 
-use anyhow::{Result, bail};
+use std::collections::BTreeMap;
+
+use anyhow::{Context, Result, bail};
 use assay_engine::backend::Backend;
 use assay_engine::backend::cpu::Cpu;
 use assay_engine::backend::cuda::Cuda;
@@ -60,6 +62,9 @@ pub struct Bench {
     pub load_seconds: f64,
     pub witness: Witness,
     pub rates: Vec<Rate>,
+    /// The peer benchmark run interleaved with ours (`llama-bench`), and its rates per test.
+    pub peer: Option<String>,
+    pub peer_rates: Vec<Rate>,
     /// Weight bytes one decode step reads (all matrices; MoE: the experts it ran).
     pub decode_bytes_per_token: u64,
     /// Achieved weight bandwidth of decode, GB/s.
@@ -93,11 +98,16 @@ pub fn run(args: &BenchArgs, out: &mut impl Write) -> Result<Outcome> {
         bail!("{} violates contract `{}` ({v}); `harness verify` lists how", args.model.display(), contract.name());
     }
     let plan = Plan { prompt: args.prompt, decode: args.decode, reps: args.reps.max(1) };
+    let peer = match &args.peer {
+        Some(spec) => Some(Peer::parse(spec, &args.model, threads)?),
+        None => None,
+    };
+    let peer = peer.as_ref();
     let result = pool.install(|| match backend {
-        "reference" => bench(Reference, contract, &binding, &model, plan, started, &[]),
-        "cpu" => bench(Cpu, contract, &binding, &model, plan, started, &[]),
-        "wgpu" => bench(Wgpu::new().map_err(anyhow::Error::msg)?, contract, &binding, &model, plan, started, &[]),
-        _ => bench(Cuda::new().map_err(anyhow::Error::msg)?, contract, &binding, &model, plan, started, &[]),
+        "reference" => bench(Reference, contract, &binding, &model, plan, started, peer, &[]),
+        "cpu" => bench(Cpu, contract, &binding, &model, plan, started, peer, &[]),
+        "wgpu" => bench(Wgpu::new().map_err(anyhow::Error::msg)?, contract, &binding, &model, plan, started, peer, &[]),
+        _ => bench(Cuda::new().map_err(anyhow::Error::msg)?, contract, &binding, &model, plan, started, peer, &[]),
     });
     let mut b = match result {
         Ok(b) => b,
@@ -172,6 +182,7 @@ pub fn witness<B: Backend>(
     Ok(Witness { nmse, bound, tokens: tokens.len() })
 }
 
+#[allow(clippy::too_many_arguments)]
 fn bench<B: Backend + Clone>(
     backend: B,
     contract: &Contract,
@@ -179,6 +190,7 @@ fn bench<B: Backend + Clone>(
     model: &Model,
     plan: Plan,
     started: Instant,
+    peer: Option<&Peer>,
     mutations: &[Mutation],
 ) -> Result<Bench> {
     let dec = Decoder::with_mutations(backend.clone(), contract, binding, model, mutations)?;
@@ -186,37 +198,54 @@ fn bench<B: Backend + Clone>(
     let witness = witness(backend, contract, binding, model, mutations)?;
     let n_vocab = dec.hparams.n_vocab as u32;
     let ids: Vec<u32> = (0..plan.prompt.max(plan.decode) as u32).map(|i| (i * 7919 + 1) % n_vocab).collect();
+    let pp = || -> Result<f64> {
+        let mut s = dec.session(plan.prompt)?;
+        let t = Instant::now();
+        dec.forward(&mut s, &ids[..plan.prompt], &mut Off)?;
+        Ok(plan.prompt as f64 / t.elapsed().as_secs_f64())
+    };
+    let tg = || -> Result<(f64, u64)> {
+        let mut s = dec.session(plan.decode)?;
+        let t = Instant::now();
+        for &id in &ids[..plan.decode] {
+            dec.forward(&mut s, &[id], &mut Off)?;
+        }
+        Ok((plan.decode as f64 / t.elapsed().as_secs_f64(), s.expert_reads().bytes))
+    };
+    // Warm-up, then rounds: ours, then the peer's, so both see the same machine state.
+    if plan.prompt > 0 {
+        pp()?;
+    }
+    if plan.decode > 0 {
+        tg()?;
+    }
+    let (mut pp_samples, mut tg_runs, mut peer_samples) = (Vec::new(), Vec::new(), BTreeMap::<String, Vec<f64>>::new());
+    for _ in 0..plan.reps {
+        if plan.prompt > 0 {
+            pp_samples.push(pp()?);
+        }
+        if plan.decode > 0 {
+            tg_runs.push(tg()?);
+        }
+        if let Some(peer) = peer {
+            for (test, ts) in peer.round(plan)? {
+                peer_samples.entry(test).or_default().extend(ts);
+            }
+        }
+    }
     let mut rates = Vec::new();
     if plan.prompt > 0 {
-        let tokens = &ids[..plan.prompt];
-        let mut pp = |_| -> Result<f64> {
-            let mut s = dec.session(plan.prompt)?;
-            let t = Instant::now();
-            dec.forward(&mut s, tokens, &mut Off)?;
-            Ok(plan.prompt as f64 / t.elapsed().as_secs_f64())
-        };
-        pp(0)?; // warm-up
-        let samples = (0..plan.reps).map(&mut pp).collect::<Result<Vec<_>>>()?;
-        rates.push(rate(format!("pp{}", plan.prompt), samples));
+        rates.push(rate(format!("pp{}", plan.prompt), pp_samples));
     }
     let mut bytes_per_token = 0;
-    if plan.decode > 0 {
-        let mut tg = |_| -> Result<(f64, u64)> {
-            let mut s = dec.session(plan.decode)?;
-            let t = Instant::now();
-            for &id in &ids[..plan.decode] {
-                dec.forward(&mut s, &[id], &mut Off)?;
-            }
-            Ok((plan.decode as f64 / t.elapsed().as_secs_f64(), s.expert_reads().bytes))
-        };
-        tg(0)?;
-        let runs = (0..plan.reps).map(&mut tg).collect::<Result<Vec<_>>>()?;
+    if let Some(first) = tg_runs.first() {
         // Every matrix once per token, but for MoE only the experts the token ran.
         let expert_total: usize = dec.expert_bytes().iter().flatten().sum();
         let dense: u64 = dec.held_weights().iter().map(|h| h.bytes as u64).sum::<u64>() - expert_total as u64;
-        bytes_per_token = dense + runs[0].1 / plan.decode as u64;
-        rates.push(rate(format!("tg{}", plan.decode), runs.iter().map(|r| r.0).collect()));
+        bytes_per_token = dense + first.1 / plan.decode as u64;
+        rates.push(rate(format!("tg{}", plan.decode), tg_runs.iter().map(|r| r.0).collect()));
     }
+    let peer_rates: Vec<Rate> = peer_samples.into_iter().map(|(test, ts)| rate(test, ts)).collect();
     let tg_mean = rates.iter().find(|r| r.test.starts_with("tg")).map_or(0.0, |r| r.mean);
     Ok(Bench {
         schema: SCHEMA,
@@ -229,6 +258,8 @@ fn bench<B: Backend + Clone>(
         load_seconds,
         witness,
         rates,
+        peer: peer.map(|p| p.name()),
+        peer_rates,
         decode_bytes_per_token: bytes_per_token,
         decode_gbps: bytes_per_token as f64 * tg_mean / 1e9,
         measured_gbps: 0.0,
@@ -258,6 +289,57 @@ pub fn read_bandwidth() -> f64 {
         .fold(0.0, f64::max)
 }
 
+/// A peer benchmark binary run on the same file with the same threads.
+pub struct Peer {
+    path: std::path::PathBuf,
+    model: std::path::PathBuf,
+    threads: usize,
+}
+
+impl Peer {
+    /// `llama-bench=PATH`.
+    fn parse(spec: &str, model: &std::path::Path, threads: usize) -> Result<Self> {
+        let Some(("llama-bench", path)) = spec.split_once('=') else {
+            bail!("--peer `{spec}`: expected llama-bench=PATH");
+        };
+        let path = std::path::PathBuf::from(path);
+        if !path.is_file() {
+            bail!("--peer: {} is not a file (docs/perf.md says how to build llama-bench)", path.display());
+        }
+        Ok(Self { path, model: model.to_owned(), threads })
+    }
+
+    fn name(&self) -> String {
+        format!("llama-bench ({})", self.path.display())
+    }
+
+    /// One repetition of each test: (test, tokens/s samples).
+    fn round(&self, plan: Plan) -> Result<Vec<(String, Vec<f64>)>> {
+        let out = std::process::Command::new(&self.path)
+            .arg("-m")
+            .arg(&self.model)
+            .args(["-p", &plan.prompt.to_string(), "-n", &plan.decode.to_string()])
+            .args(["-t", &self.threads.to_string(), "-r", "1", "-o", "json"])
+            .output()
+            .with_context(|| format!("cannot run {}", self.path.display()))?;
+        if !out.status.success() {
+            bail!("{} failed: {}", self.path.display(), String::from_utf8_lossy(&out.stderr).trim());
+        }
+        let doc: serde_json::Value =
+            serde_json::from_slice(&out.stdout).with_context(|| format!("{} printed no JSON", self.path.display()))?;
+        let tests = doc.as_array().with_context(|| "llama-bench JSON is not an array of tests")?;
+        tests
+            .iter()
+            .map(|t| {
+                let (p, n) = (t["n_prompt"].as_u64().unwrap_or(0), t["n_gen"].as_u64().unwrap_or(0));
+                let name = if n == 0 { format!("pp{p}") } else { format!("tg{n}") };
+                let ns = t["samples_ns"].as_array().with_context(|| "llama-bench JSON without samples_ns")?;
+                Ok((name, ns.iter().filter_map(|v| v.as_f64()).map(|ns| 1e9 * (p + n) as f64 / ns).collect()))
+            })
+            .collect()
+    }
+}
+
 /// llama-bench's table, then the bandwidth, witness, memory and load lines.
 pub fn render(b: &Bench) -> String {
     let name = std::path::Path::new(&b.model).file_name().map_or(b.model.clone(), |n| n.to_string_lossy().into());
@@ -277,6 +359,19 @@ pub fn render(b: &Bench) -> String {
             format!("{:.2} ± {:.2}", r.mean, r.stddev),
         ]
     });
+    let peer_rows = b.peer_rates.iter().map(|r| {
+        let ours = b.rates.iter().find(|o| o.test == r.test).map_or(f64::NAN, |o| o.mean);
+        vec![
+            name.clone(),
+            bytes(b.file_bytes),
+            params.clone(),
+            format!("llama.cpp (ours/theirs {:.2})", ours / r.mean),
+            b.threads.to_string(),
+            r.test.clone(),
+            format!("{:.2} ± {:.2}", r.mean, r.stddev),
+        ]
+    });
+    let rows: Vec<Vec<String>> = rows.chain(peer_rows).collect();
     let mut s = table(&["model", "size", "params", "backend", "threads", "test", "t/s"], rows);
     s += "\n\n";
     if b.decode_bytes_per_token > 0 {

@@ -155,6 +155,10 @@ pub struct BenchArgs {
     /// Worker threads (default: every core).
     #[arg(short = 't', long)]
     pub threads: Option<usize>,
+    /// Run a peer benchmark on the same file with the same threads, interleaved with ours, and
+    /// print the ratio per test: `llama-bench=PATH`.
+    #[arg(long, value_name = "llama-bench=PATH")]
+    pub peer: Option<String>,
     /// The contract: a YAML file or a known contract's name. Default: the one that claims the model.
     #[arg(long, value_name = "CONTRACT")]
     pub contract: Option<String>,
