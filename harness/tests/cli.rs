@@ -638,3 +638,34 @@ fn the_witness_refuses_a_broken_backend() {
     assert!(failed.nmse > failed.bound, "{err}");
     assert!(err.to_string().contains("no speed is reported for a wrong answer"));
 }
+
+#[test]
+fn bench_interleaves_a_peer_and_prints_the_ratio_per_test() {
+    use std::os::unix::fs::PermissionsExt;
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let dir = tempfile::tempdir().unwrap();
+    // A stand-in for llama-bench: its JSON for -p 8 -n 4 -r 1 (8 tokens in 1 ms, 4 in 2 ms).
+    let peer = dir.path().join("llama-bench");
+    std::fs::write(
+        &peer,
+        "#!/bin/sh\necho \"$@\" >> \"$(dirname \"$0\")/calls\"\necho '[{\"n_prompt\": 8, \"n_gen\": 0, \"samples_ns\": [1000000]}, {\"n_prompt\": 0, \"n_gen\": 4, \"samples_ns\": [2000000]}]'\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&peer, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let spec = format!("llama-bench={}", peer.display());
+    let model = "golden/llama/llama-q8_0.gguf";
+    let run = harness(&["bench", "--model", model, "-p", "8", "-n", "4", "-r", "3", "-t", "1", "--peer", &spec], &root);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let peer_row = |test: &str| {
+        run.stdout.lines().find(|l| l.contains("llama.cpp (ours/theirs ") && l.contains(&format!("| {test} "))).unwrap_or("")
+    };
+    assert!(peer_row("pp8").contains("| 8000.00 ± 0.00"), "{}", run.stdout);
+    assert!(peer_row("tg4").contains("| 2000.00 ± 0.00"), "{}", run.stdout);
+    let calls = std::fs::read_to_string(dir.path().join("calls")).unwrap();
+    assert_eq!(calls.lines().count(), 3, "one peer round per repetition: {calls}");
+    assert!(calls.lines().all(|l| l.contains(&format!("-m {model} -p 8 -n 4 -t 1 -r 1 -o json"))), "{calls}");
+
+    let bad = harness(&["bench", "--model", model, "--peer", "llama-cli=/bin/true"], &root);
+    assert_eq!(bad.code, 2);
+    assert!(bad.stderr.contains("expected llama-bench=PATH"), "{}", bad.stderr);
+}
