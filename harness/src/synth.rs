@@ -232,6 +232,11 @@ pub fn write(contract: &Contract, preset: &Preset, quant: &str, seed: u64, path:
             );
         }
     }
+    // The engine's contracts have one head width; llama.cpp reads v's apart (and defaults it to
+    // n_embd / n_head), so it is written as llama.cpp's converter writes it.
+    if let Some(Num::Int(d)) = value("head_dim") {
+        w.metadata(format!("{arch}.attention.value_length"), MetaValue::U32(u32::try_from(d)?));
+    }
     // A SentencePiece-style vocabulary, so llama.cpp loads the file: specials, the 256 bytes,
     // then placeholder pieces.
     let tokens: Vec<String> = (0..n_vocab)
