@@ -19,14 +19,14 @@ use assay_engine::backend::reference::Reference;
 use assay_engine::backend::wgpu::Wgpu;
 use assay_engine::contract::{Binding, Contract, bind};
 use assay_engine::decoder::{Decoder, Mutation};
-use assay_engine::trace::Off;
+use assay_engine::trace::{Capture, Off};
 use assay_engine::{Model, memory};
 use serde::Serialize;
 
 use crate::cli::BenchArgs;
-use crate::compare::compare;
 use crate::contracts;
 use crate::exit::Outcome;
+use crate::numeric::{self, Tokens};
 use crate::render::{bytes, table};
 use crate::verify::BackendChoice;
 
@@ -140,12 +140,14 @@ pub struct Plan {
 /// The witness refused the backend: no number is reported.
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "correctness witness failed on {backend}: logits NMSE {nmse:.2e} against the reference, bound {bound:.0e}; no speed is reported for a wrong answer"
+    "correctness witness failed on {backend} ({why}; logits NMSE {nmse:.2e} against the reference, bound {bound:.0e}): no speed is reported for a wrong answer"
 )]
 pub struct WitnessFailed {
     pub backend: &'static str,
     pub nmse: f64,
     pub bound: f64,
+    /// What the verification of the witness run found first.
+    pub why: String,
 }
 
 /// The witness prompt: a few tokens every vocabulary has.
@@ -153,8 +155,9 @@ fn witness_tokens(n_vocab: usize) -> Vec<u32> {
     (0..8u32).map(|i| (i * 7919 + 1) % n_vocab.max(1) as u32).collect()
 }
 
-/// Checks `backend`'s logits on the witness prompt against the reference's, within the contract's
-/// NMSE bound for the backend and the file's weight dtype. `mutations` are for the tests.
+/// Runs `backend` on the witness prompt and judges it exactly as `verify` would, with the
+/// reference backend's trace as the golden: every stage within the contract's tolerance for the
+/// backend and weight dtype, MoE routing compared tie-aware. `mutations` are for the tests.
 pub fn witness<B: Backend>(
     backend: B,
     contract: &Contract,
@@ -163,23 +166,32 @@ pub fn witness<B: Backend>(
     mutations: &[Mutation],
 ) -> Result<Witness> {
     let name = backend.name();
-    let dtype = binding.weight_dtype();
-    let Some(bound) = dtype.and_then(|d| contract.tolerance(name, d)).map(|t| t.nmse) else {
+    let reference = Decoder::new(Reference, contract, binding, model)?;
+    let ids = witness_tokens(reference.hparams.n_vocab);
+    let mut trace = Capture::default();
+    reference.forward(&mut reference.session(ids.len())?, &ids, &mut trace)?;
+    let h = &reference.hparams;
+    let golden = numeric::golden_from_trace(trace, contract, binding, h.head_dim, h.n_rot);
+    let tokens = Tokens { prefill: ids.len() / 2, ids };
+    let run = numeric::run(backend, contract, binding, model, Some(&golden), &tokens, mutations);
+    let logits = run.stages.iter().find(|s| s.stage == "result_output");
+    let nmse = logits.map_or(f64::INFINITY, |s| if s.nmse.is_nan() { f64::INFINITY } else { s.nmse });
+    let Some(bound) = run.tolerance.map(|t| t.nmse) else {
         bail!(
             "contract `{}` declares no tolerance for {name} on this file's weights: no witness, no number",
             contract.name()
         );
     };
-    let reference = Decoder::new(Reference, contract, binding, model)?;
-    let tokens = witness_tokens(reference.hparams.n_vocab);
-    let want = reference.forward(&mut reference.session(tokens.len())?, &tokens, &mut Off)?;
-    let dec = Decoder::with_mutations(backend, contract, binding, model, mutations)?;
-    let got = dec.forward(&mut dec.session(tokens.len())?, &tokens, &mut Off)?;
-    let nmse = compare(&got, &want).ok().filter(|m| m.first_non_finite.is_none()).map_or(f64::INFINITY, |m| m.nmse);
-    if nmse.is_nan() || nmse > bound {
-        return Err(WitnessFailed { backend: name, nmse, bound }.into());
+    if run.status != numeric::RunStatus::Pass {
+        let why = run
+            .error
+            .clone()
+            .or_else(|| run.first_divergence.as_ref().map(|d| format!("first divergence at {}", d.stage)))
+            .or_else(|| run.invariants.iter().find(|i| !i.pass).map(|i| format!("{}: {}", i.id, i.detail)))
+            .unwrap_or_default();
+        return Err(WitnessFailed { backend: name, nmse, bound, why }.into());
     }
-    Ok(Witness { nmse, bound, tokens: tokens.len() })
+    Ok(Witness { nmse, bound, tokens: tokens.ids.len() })
 }
 
 #[allow(clippy::too_many_arguments)]

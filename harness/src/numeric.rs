@@ -600,6 +600,27 @@ pub fn forward_order(contract: &Contract, n_layer: usize) -> Vec<String> {
     out
 }
 
+/// A golden made from another backend's trace of the same file (the reference's, for `bench`'s
+/// witness): its q/k stages are put in the golden's (HF) head layout, as a capture would be.
+pub fn golden_from_trace(
+    trace: Capture,
+    contract: &Contract,
+    binding: &Binding,
+    head_dim: usize,
+    n_rot: usize,
+) -> Golden {
+    let layout = QkLayout::of(contract, binding, head_dim, n_rot);
+    let stages = trace
+        .stages
+        .into_iter()
+        .map(|(name, r)| {
+            let values = layout.to_golden(&name, &r.values).into_owned();
+            (name, Stage { shape: r.shape, values })
+        })
+        .collect();
+    Golden { stages, llamacpp: None }
+}
+
 /// How this file's q/k heads are laid out relative to the golden's. llama.cpp's converter
 /// permutes llama's q/k rows so NORMAL rope applies; the golden (transformers) keeps HF's order
 /// for NEOX. The same numbers then sit at other indices: (x[2i], x[2i+1]) ↔ (x[i], x[i + n_rot/2]).

@@ -657,7 +657,10 @@ fn bench_interleaves_a_peer_and_prints_the_ratio_per_test() {
     let run = harness(&["bench", "--model", model, "-p", "8", "-n", "4", "-r", "3", "-t", "1", "--peer", &spec], &root);
     assert_eq!(run.code, 0, "{}", run.stderr);
     let peer_row = |test: &str| {
-        run.stdout.lines().find(|l| l.contains("llama.cpp (ours/theirs ") && l.contains(&format!("| {test} "))).unwrap_or("")
+        run.stdout
+            .lines()
+            .find(|l| l.contains("llama.cpp (ours/theirs ") && l.contains(&format!("| {test} ")))
+            .unwrap_or("")
     };
     assert!(peer_row("pp8").contains("| 8000.00 ± 0.00"), "{}", run.stdout);
     assert!(peer_row("tg4").contains("| 2000.00 ± 0.00"), "{}", run.stdout);
