@@ -4,6 +4,7 @@
 
 use rayon::prelude::*;
 
+use super::check;
 use super::host::{self, HostTensor};
 use super::{AttnShape, Backend, HeldWeight, HostWeight, Op, Result, RopeParams};
 use crate::contract::schema::Activation;
@@ -83,14 +84,14 @@ impl Backend for Cpu {
     }
 
     fn rms_norm(&self, x: &HostTensor, w: &Vec<f32>, eps: f32) -> Result<HostTensor> {
-        host::check_groups(NAME, Op::RmsNorm, x, w.len())?;
+        check::groups(NAME, Op::RmsNorm, x.cols, w.len())?;
         let mut y = vec![0.0f32; x.data.len()];
         y.par_chunks_mut(x.cols).zip(x.data.par_chunks(x.cols)).for_each(|(yr, xr)| norm::rms_norm(xr, w, eps, yr));
         HostTensor::new(NAME, x.rows, x.cols, y)
     }
 
     fn layer_norm(&self, x: &HostTensor, w: &Vec<f32>, b: &Vec<f32>, eps: f32) -> Result<HostTensor> {
-        host::check_layer_norm(NAME, x, w, b)?;
+        check::layer_norm(NAME, x.cols, w.len(), b.len())?;
         let mut y = vec![0.0f32; x.data.len()];
         y.par_chunks_mut(x.cols)
             .zip(x.data.par_chunks(x.cols))
@@ -99,7 +100,7 @@ impl Backend for Cpu {
     }
 
     fn rope(&self, x: &mut HostTensor, p: RopeParams, positions: &[u32]) -> Result<()> {
-        host::check_rope(NAME, x, p, positions)?;
+        check::rope(NAME, x.dims(), p, positions)?;
         let cols = x.cols;
         x.data.par_chunks_mut(cols).zip(positions).for_each(|(row, &pos)| {
             rope::rope(row, p.head_dim, &[pos], p.n_rot, p.base, p.style);
@@ -117,7 +118,7 @@ impl Backend for Cpu {
         v: &HostTensor,
         soft_max: bool,
     ) -> Result<(HostTensor, Option<HostTensor>)> {
-        host::check_attention(NAME, s, q, k, v)?;
+        check::attention(NAME, s, q.dims(), k.dims(), v.dims())?;
         cache.append(layer, &k.data, &v.data)?;
         let (keys, values) = cache.get(layer);
         let n_kv = cache.len(layer);
@@ -226,7 +227,7 @@ impl Backend for Cpu {
     }
 
     fn sigmoid_gate(&self, x: &HostTensor, g: &HostTensor) -> Result<HostTensor> {
-        host::check_gate(NAME, x, g)?;
+        check::gate(NAME, x.dims(), g.dims())?;
         let mut out = x.data.clone();
         for (row, &gv) in out.chunks_exact_mut(x.cols.max(1)).zip(&g.data) {
             let s = 1.0 / (1.0 + (-gv).exp()); // ggml's f32 sigmoid

@@ -1,6 +1,7 @@
 //! What the two host backends share: activations in a `Vec<f32>`, weights borrowed from the
 //! memory map, the elementwise ops, and shape checks that turn a mismatch into an error.
 
+use super::check::{self, Dims};
 use super::{BackendError, HostWeight, Op, Result};
 use crate::contract::schema::Activation;
 use crate::ops::activation::{gelu_erf, gelu_tanh, silu};
@@ -17,15 +18,13 @@ pub struct HostTensor {
 
 impl HostTensor {
     pub fn new(backend: &'static str, rows: usize, cols: usize, data: Vec<f32>) -> Result<Self> {
-        if rows.checked_mul(cols) != Some(data.len()) {
-            return Err(shape(backend, Op::Memory, format!("{} values for [{rows}, {cols}]", data.len())));
-        }
+        check::upload(backend, rows, cols, data.len())?;
         Ok(Self { rows, cols, data })
     }
-}
 
-pub(super) fn shape(backend: &'static str, op: Op, message: String) -> BackendError {
-    BackendError::Shape { backend, op, message }
+    pub fn dims(&self) -> Dims {
+        (self.rows, self.cols)
+    }
 }
 
 /// A host weight is the file's bytes, borrowed: its dtype and size as stored.
@@ -52,16 +51,10 @@ pub(super) fn get_rows(backend: &'static str, m: &HostWeight<'_>, ids: &[u32]) -
             detail: format!("`{}` is stored transposed; an embedding table holds one row per id", m.rows.name),
         });
     }
+    check::row_ids(backend, Op::GetRows, m.rows.name, m.rows.n_rows, ids)?;
     let n = m.rows.n_cols;
     let mut data = vec![0.0f32; ids.len() * n];
     for (&id, out) in ids.iter().zip(data.chunks_exact_mut(n)) {
-        if id as usize >= m.rows.n_rows {
-            return Err(shape(
-                backend,
-                Op::GetRows,
-                format!("id {id} of `{}` with {} rows", m.rows.name, m.rows.n_rows),
-            ));
-        }
         m.rows.dequantize_row(id as usize, out);
     }
     HostTensor::new(backend, ids.len(), n, data)
@@ -74,18 +67,7 @@ pub(super) fn mat_mul_dims(
     bias: Option<&Vec<f32>>,
     x: &HostTensor,
 ) -> Result<(usize, usize, usize)> {
-    if x.cols != m.n_in() {
-        return Err(shape(backend, Op::MatMul, format!("`{}` takes {} inputs, got {}", m.rows.name, m.n_in(), x.cols)));
-    }
-    if let Some(b) = bias
-        && b.len() != m.n_out()
-    {
-        return Err(shape(
-            backend,
-            Op::MatMul,
-            format!("bias of {} for `{}` with {} outputs", b.len(), m.rows.name, m.n_out()),
-        ));
-    }
+    check::mat_mul(backend, m.rows.name, m.n_in(), m.n_out(), bias.map(Vec::len), x.dims())?;
     Ok((x.rows, m.n_in(), m.n_out()))
 }
 
@@ -97,22 +79,6 @@ pub(super) fn add_bias(y: &mut [f32], bias: Option<&Vec<f32>>, n_out: usize) {
             }
         }
     }
-}
-
-pub(super) fn check_groups(backend: &'static str, op: Op, x: &HostTensor, n: usize) -> Result<()> {
-    if n == 0 || !x.cols.is_multiple_of(n) {
-        return Err(shape(backend, op, format!("rows of {} are not whole groups of {n}", x.cols)));
-    }
-    Ok(())
-}
-
-/// LayerNorm's gain and bias cover the same groups.
-pub(super) fn check_layer_norm(backend: &'static str, x: &HostTensor, w: &[f32], b: &[f32]) -> Result<()> {
-    check_groups(backend, Op::LayerNorm, x, w.len())?;
-    if b.len() != w.len() {
-        return Err(shape(backend, Op::LayerNorm, format!("bias of {} for a gain of {}", b.len(), w.len())));
-    }
-    Ok(())
 }
 
 pub(super) fn activation(backend: &'static str, act: Activation, x: &HostTensor) -> Result<HostTensor> {
@@ -130,16 +96,12 @@ pub(super) fn zip_with(
     b: &HostTensor,
     f: impl Fn(f32, f32) -> f32,
 ) -> Result<HostTensor> {
-    if (a.rows, a.cols) != (b.rows, b.cols) {
-        return Err(shape(backend, Op::Elementwise, format!("[{}, {}] with [{}, {}]", a.rows, a.cols, b.rows, b.cols)));
-    }
+    check::same(backend, a.dims(), b.dims())?;
     HostTensor::new(backend, a.rows, a.cols, a.data.iter().zip(&b.data).map(|(&x, &y)| f(x, y)).collect())
 }
 
 pub(super) fn split_cols(backend: &'static str, x: &HostTensor, widths: &[usize]) -> Result<Vec<HostTensor>> {
-    if widths.iter().sum::<usize>() != x.cols {
-        return Err(shape(backend, Op::Elementwise, format!("split of {} columns into {widths:?}", x.cols)));
-    }
+    check::split(backend, x.cols, widths)?;
     let mut parts: Vec<Vec<f32>> = widths.iter().map(|w| Vec::with_capacity(w * x.rows)).collect();
     for row in x.data.chunks_exact(x.cols.max(1)) {
         let mut at = 0;
@@ -151,44 +113,10 @@ pub(super) fn split_cols(backend: &'static str, x: &HostTensor, widths: &[usize]
     parts.into_iter().zip(widths).map(|(data, &w)| HostTensor::new(backend, x.rows, w, data)).collect()
 }
 
-pub(super) fn check_attention(
-    backend: &'static str,
-    s: super::AttnShape,
-    q: &HostTensor,
-    k: &HostTensor,
-    v: &HostTensor,
-) -> Result<()> {
-    let ok = s.n_head_kv > 0
-        && s.n_head.is_multiple_of(s.n_head_kv)
-        && q.cols == s.n_head * s.head_dim
-        && k.cols == s.n_head_kv * s.head_dim
-        && v.cols == k.cols
-        && q.rows == k.rows
-        && k.rows == v.rows;
-    if !ok {
-        return Err(shape(
-            backend,
-            Op::Attention,
-            format!("q [{}, {}], k [{}, {}], v [{}, {}] for {s:?}", q.rows, q.cols, k.rows, k.cols, v.rows, v.cols),
-        ));
-    }
-    Ok(())
-}
-
-pub(super) fn check_rope(backend: &'static str, x: &HostTensor, p: super::RopeParams, positions: &[u32]) -> Result<()> {
-    if p.head_dim == 0 || !x.cols.is_multiple_of(p.head_dim) || p.n_rot > p.head_dim || !p.n_rot.is_multiple_of(2) {
-        return Err(shape(backend, Op::Rope, format!("{p:?} on rows of {}", x.cols)));
-    }
-    if positions.len() != x.rows || x.rows == 0 {
-        return Err(shape(backend, Op::Rope, format!("{} positions for {} rows", positions.len(), x.rows)));
-    }
-    Ok(())
-}
-
 /// `f` over every row, for the row-wise router ops.
 pub(super) fn map_rows(backend: &'static str, x: &HostTensor, f: fn(&[f32], &mut [f32])) -> Result<HostTensor> {
     if x.cols == 0 {
-        return Err(shape(backend, Op::Moe, format!("rows of 0 values in [{}, 0]", x.rows)));
+        return Err(check::shape(backend, Op::Moe, format!("rows of 0 values in [{}, 0]", x.rows)));
     }
     let mut out = vec![0.0f32; x.data.len()];
     for (o, r) in out.chunks_exact_mut(x.cols).zip(x.data.chunks_exact(x.cols)) {
@@ -199,7 +127,7 @@ pub(super) fn map_rows(backend: &'static str, x: &HostTensor, f: fn(&[f32], &mut
 
 pub(super) fn top_k(backend: &'static str, x: &HostTensor, k: usize) -> Result<Vec<u32>> {
     if k == 0 || k > x.cols {
-        return Err(shape(backend, Op::Moe, format!("top {k} of rows of {}", x.cols)));
+        return Err(check::shape(backend, Op::Moe, format!("top {k} of rows of {}", x.cols)));
     }
     let mut ids = vec![0u32; x.rows * k];
     for (row, out) in x.data.chunks_exact(x.cols).zip(ids.chunks_exact_mut(k)) {
@@ -209,25 +137,16 @@ pub(super) fn top_k(backend: &'static str, x: &HostTensor, k: usize) -> Result<V
 }
 
 pub(super) fn take_cols(backend: &'static str, x: &HostTensor, ids: &[u32], k: usize) -> Result<HostTensor> {
-    if k == 0 || ids.len() != x.rows * k || ids.iter().any(|&c| c as usize >= x.cols) {
-        return Err(shape(
-            backend,
-            Op::Moe,
-            format!("{} column ids ({k} per row) for [{}, {}]", ids.len(), x.rows, x.cols),
-        ));
-    }
+    check::take_cols(backend, x.dims(), ids, k)?;
     let data = ids.iter().enumerate().map(|(i, &c)| x.data[(i / k) * x.cols + c as usize]).collect();
     HostTensor::new(backend, x.rows, k, data)
 }
 
 pub(super) fn take_rows(backend: &'static str, x: &HostTensor, rows: &[u32]) -> Result<HostTensor> {
+    check::take_rows(backend, x.dims(), rows)?;
     let mut data = Vec::with_capacity(rows.len() * x.cols);
     for &r in rows {
-        let r = r as usize;
-        if r >= x.rows {
-            return Err(shape(backend, Op::Moe, format!("row {r} of [{}, {}]", x.rows, x.cols)));
-        }
-        data.extend_from_slice(&x.data[r * x.cols..][..x.cols]);
+        data.extend_from_slice(&x.data[r as usize * x.cols..][..x.cols]);
     }
     HostTensor::new(backend, rows.len(), x.cols, data)
 }
@@ -239,7 +158,7 @@ pub(super) fn moe_slots<'a>(
     parts: &[(&[u32], &'a HostTensor)],
 ) -> Result<(usize, Vec<&'a [f32]>)> {
     let shapes: Vec<(&[u32], usize, usize)> = parts.iter().map(|(s, y)| (*s, y.rows, y.cols)).collect();
-    let cols = check_slots(backend, weights.data.len(), &shapes)?;
+    let cols = check::slots(backend, weights.data.len(), &shapes)?;
     let mut rows: Vec<&[f32]> = vec![&[]; weights.data.len()];
     for (slots, y) in parts {
         for (&s, row) in slots.iter().zip(y.data.chunks_exact(cols.max(1))) {
@@ -247,39 +166,6 @@ pub(super) fn moe_slots<'a>(
         }
     }
     Ok((cols, rows))
-}
-
-pub(super) fn check_gate(backend: &'static str, x: &HostTensor, g: &HostTensor) -> Result<()> {
-    if g.cols != 1 || g.rows != x.rows {
-        return Err(shape(backend, Op::Moe, format!("gate [{}, {}] for [{}, {}]", g.rows, g.cols, x.rows, x.cols)));
-    }
-    Ok(())
-}
-
-/// Checks that expert outputs `(slots, rows, cols)` cover each of `n_slots` slots exactly once,
-/// with one row per slot and one width; returns the width.
-pub(super) fn check_slots(backend: &'static str, n_slots: usize, parts: &[(&[u32], usize, usize)]) -> Result<usize> {
-    let cols = parts.first().map_or(0, |p| p.2);
-    let mut seen = vec![false; n_slots];
-    for &(slots, rows, c) in parts {
-        if c != cols || rows != slots.len() {
-            return Err(shape(
-                backend,
-                Op::Moe,
-                format!("expert output [{rows}, {c}] for {} slots of width {cols}", slots.len()),
-            ));
-        }
-        for &s in slots {
-            match seen.get_mut(s as usize) {
-                Some(f @ false) => *f = true,
-                _ => return Err(shape(backend, Op::Moe, format!("slot {s} of {n_slots} given twice or out of range"))),
-            }
-        }
-    }
-    if seen.iter().any(|f| !f) {
-        return Err(shape(backend, Op::Moe, format!("not every one of {n_slots} slots has an output")));
-    }
-    Ok(cols)
 }
 
 /// (cos, sin) of every rotated pair at every position, computed in f64 as the reference's rope

@@ -9,6 +9,7 @@
 //! - [`cpu`]: rayon and the quantized kernels; activations are quantized to each weight type's
 //!   `vec_dot_type` as llama.cpp's CPU backend does.
 
+mod check;
 pub mod cpu;
 pub mod cuda;
 mod host;

@@ -1,6 +1,7 @@
 //! The oracle: every op scalar or plainly looped, accumulating in f64 over weights dequantized
 //! exactly as ggml does. Slow and obviously correct; other backends are judged against it.
 
+use super::check;
 use super::host::{self, HostTensor};
 use super::{AttnShape, Backend, HeldWeight, HostWeight, Op, Result, RopeParams};
 use crate::contract::schema::Activation;
@@ -87,21 +88,21 @@ impl Backend for Reference {
     }
 
     fn rms_norm(&self, x: &HostTensor, w: &Vec<f32>, eps: f32) -> Result<HostTensor> {
-        host::check_groups(NAME, Op::RmsNorm, x, w.len())?;
+        check::groups(NAME, Op::RmsNorm, x.cols, w.len())?;
         let mut y = vec![0.0f32; x.data.len()];
         norm::rms_norm(&x.data, w, eps, &mut y);
         HostTensor::new(NAME, x.rows, x.cols, y)
     }
 
     fn layer_norm(&self, x: &HostTensor, w: &Vec<f32>, b: &Vec<f32>, eps: f32) -> Result<HostTensor> {
-        host::check_layer_norm(NAME, x, w, b)?;
+        check::layer_norm(NAME, x.cols, w.len(), b.len())?;
         let mut y = vec![0.0f32; x.data.len()];
         norm::layer_norm(&x.data, w, b, eps, &mut y);
         HostTensor::new(NAME, x.rows, x.cols, y)
     }
 
     fn rope(&self, x: &mut HostTensor, p: RopeParams, positions: &[u32]) -> Result<()> {
-        host::check_rope(NAME, x, p, positions)?;
+        check::rope(NAME, x.dims(), p, positions)?;
         rope::rope(&mut x.data, p.head_dim, positions, p.n_rot, p.base, p.style);
         Ok(())
     }
@@ -116,7 +117,7 @@ impl Backend for Reference {
         v: &HostTensor,
         soft_max: bool,
     ) -> Result<(HostTensor, Option<HostTensor>)> {
-        host::check_attention(NAME, s, q, k, v)?;
+        check::attention(NAME, s, q.dims(), k.dims(), v.dims())?;
         cache.append(layer, &k.data, &v.data)?;
         let (keys, values) = cache.get(layer);
         let n_kv = cache.len(layer);
@@ -179,7 +180,7 @@ impl Backend for Reference {
     }
 
     fn sigmoid_gate(&self, x: &HostTensor, g: &HostTensor) -> Result<HostTensor> {
-        host::check_gate(NAME, x, g)?;
+        check::gate(NAME, x.dims(), g.dims())?;
         let mut out = x.data.clone();
         for (row, &gv) in out.chunks_exact_mut(x.cols.max(1)).zip(&g.data) {
             let s = moe::sigmoid(gv);

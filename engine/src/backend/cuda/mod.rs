@@ -15,8 +15,8 @@ use cudarc::driver::{
     CudaContext, CudaFunction, CudaModule, CudaSlice, CudaStream, DeviceRepr, LaunchConfig, PushKernelArg,
 };
 
-use super::host;
 use super::{AttnShape, Backend, BackendError, HeldWeight, HostWeight, Op, Result, RopeParams};
+use super::{check, host};
 use crate::DType;
 use crate::contract::schema::{Activation, RopeStyle};
 use crate::ops::kv_cache::ContextFull;
@@ -190,6 +190,10 @@ impl CudaTensor {
     fn n(&self) -> usize {
         self.rows * self.cols
     }
+
+    fn dims(&self) -> check::Dims {
+        (self.rows, self.cols)
+    }
 }
 
 /// A weight as stored, in chunks of rows.
@@ -223,10 +227,6 @@ pub struct CudaCache {
     width: usize,
 }
 
-fn shape(op: Op, message: String) -> BackendError {
-    BackendError::Shape { backend: NAME, op, message }
-}
-
 fn u(v: usize) -> u32 {
     u32::try_from(v).expect("sizes that fit the device fit u32")
 }
@@ -242,9 +242,7 @@ impl Backend for Cuda {
     }
 
     fn upload(&self, rows: usize, cols: usize, data: &[f32]) -> Result<CudaTensor> {
-        if rows * cols != data.len() {
-            return Err(shape(Op::Memory, format!("{} values for [{rows}, {cols}]", data.len())));
-        }
+        check::upload(NAME, rows, cols, data.len())?;
         Ok(CudaTensor { buf: self.put(data)?, rows, cols })
     }
 
@@ -321,9 +319,7 @@ impl Backend for Cuda {
                 detail: format!("`{}`: an embedding table must be stored row-major in one allocation", m.name),
             });
         }
-        if let Some(&id) = ids.iter().find(|&&id| id as usize >= m.n_rows) {
-            return Err(shape(Op::GetRows, format!("id {id} of `{}` with {} rows", m.name, m.n_rows)));
-        }
+        check::row_ids(NAME, Op::GetRows, m.name, m.n_rows, ids)?;
         let mut y = self.tensor(ids.len(), m.n_cols)?;
         let idx = self.put(ids)?;
         let (n_ids, n_cols, row_bytes) = (u(ids.len()), u(m.n_cols), u(m.row_bytes));
@@ -334,14 +330,7 @@ impl Backend for Cuda {
     }
 
     fn mat_mul(&self, m: &CudaMatrix<'_>, bias: Option<&CudaTensor>, x: &CudaTensor) -> Result<CudaTensor> {
-        if x.cols != m.n_in() {
-            return Err(shape(Op::MatMul, format!("`{}` takes {} inputs, got {}", m.name, m.n_in(), x.cols)));
-        }
-        if let Some(b) = bias
-            && b.n() != m.n_out()
-        {
-            return Err(shape(Op::MatMul, format!("bias of {} for `{}` with {} outputs", b.n(), m.name, m.n_out())));
-        }
+        check::mat_mul(NAME, m.name, m.n_in(), m.n_out(), bias.map(|b| b.n()), x.dims())?;
         let mut y = self.tensor(x.rows, m.n_out())?;
         let name = format!("matmul_{}", m.suffix);
         for (buf, first, rows) in &m.chunks {
@@ -361,19 +350,12 @@ impl Backend for Cuda {
     }
 
     fn layer_norm(&self, x: &CudaTensor, w: &CudaTensor, b: &CudaTensor, eps: f32) -> Result<CudaTensor> {
-        if b.n() != w.n() {
-            return Err(shape(Op::LayerNorm, format!("bias of {} for a gain of {}", b.n(), w.n())));
-        }
+        check::layer_norm(NAME, x.cols, w.n(), b.n())?;
         self.norm(x, w, Some(b), eps)
     }
 
     fn rope(&self, x: &mut CudaTensor, p: RopeParams, positions: &[u32]) -> Result<()> {
-        if p.head_dim == 0 || !x.cols.is_multiple_of(p.head_dim) || p.n_rot > p.head_dim || !p.n_rot.is_multiple_of(2) {
-            return Err(shape(Op::Rope, format!("{p:?} on rows of {}", x.cols)));
-        }
-        if positions.len() != x.rows || x.rows == 0 {
-            return Err(shape(Op::Rope, format!("{} positions for {} rows", positions.len(), x.rows)));
-        }
+        check::rope(NAME, x.dims(), p, positions)?;
         let half = p.n_rot / 2;
         if half == 0 {
             return Ok(());
@@ -397,18 +379,12 @@ impl Backend for Cuda {
         v: &CudaTensor,
         soft_max: bool,
     ) -> Result<(CudaTensor, Option<CudaTensor>)> {
-        let ok = s.n_head_kv > 0
-            && s.n_head.is_multiple_of(s.n_head_kv)
-            && q.cols == s.n_head * s.head_dim
-            && k.cols == s.n_head_kv * s.head_dim
-            && k.cols == cache.width
-            && v.cols == k.cols
-            && q.rows == k.rows
-            && k.rows == v.rows;
-        if !ok {
-            return Err(shape(
+        check::attention(NAME, s, q.dims(), k.dims(), v.dims())?;
+        if k.cols != cache.width {
+            return Err(check::shape(
+                NAME,
                 Op::Attention,
-                format!("q [{}, {}], k [{}, {}] for {s:?}", q.rows, q.cols, k.rows, k.cols),
+                format!("k of width {} for a cache of {}", k.cols, cache.width),
             ));
         }
         let used = cache.len[layer];
@@ -458,9 +434,7 @@ impl Backend for Cuda {
     }
 
     fn split_cols(&self, x: &CudaTensor, widths: &[usize]) -> Result<Vec<CudaTensor>> {
-        if widths.iter().sum::<usize>() != x.cols {
-            return Err(shape(Op::Elementwise, format!("split of {} columns into {widths:?}", x.cols)));
-        }
+        check::split(NAME, x.cols, widths)?;
         let mut at = 0;
         let mut parts = Vec::with_capacity(widths.len());
         for &w in widths {
@@ -485,9 +459,7 @@ impl Backend for Cuda {
     }
 
     fn take_cols(&self, x: &CudaTensor, ids: &[u32], k: usize) -> Result<CudaTensor> {
-        if k == 0 || ids.len() != x.rows * k || ids.iter().any(|&c| c as usize >= x.cols) {
-            return Err(shape(Op::Moe, format!("{} column ids ({k} per row) for [{}, {}]", ids.len(), x.rows, x.cols)));
-        }
+        check::take_cols(NAME, x.dims(), ids, k)?;
         let idx = self.put(ids)?;
         let mut y = self.tensor(x.rows, k)?;
         let [rows, cols, kk] = [u(x.rows), u(x.cols), u(k)];
@@ -501,9 +473,7 @@ impl Backend for Cuda {
     }
 
     fn take_rows(&self, x: &CudaTensor, rows: &[u32]) -> Result<CudaTensor> {
-        if let Some(&r) = rows.iter().find(|&&r| r as usize >= x.rows) {
-            return Err(shape(Op::Moe, format!("row {r} of [{}, {}]", x.rows, x.cols)));
-        }
+        check::take_rows(NAME, x.dims(), rows)?;
         let idx = self.put(rows)?;
         let mut y = self.tensor(rows.len(), x.cols)?;
         let [n_out, cols] = [u(rows.len()), u(x.cols)];
@@ -515,7 +485,7 @@ impl Backend for Cuda {
     fn moe_sum(&self, weights: &CudaTensor, parts: &[(&[u32], &CudaTensor)]) -> Result<CudaTensor> {
         let n_slots = weights.n();
         let shapes: Vec<(&[u32], usize, usize)> = parts.iter().map(|(s, y)| (*s, y.rows, y.cols)).collect();
-        let cols = host::check_slots(NAME, n_slots, &shapes)?;
+        let cols = check::slots(NAME, n_slots, &shapes)?;
         let mut slotted = self.tensor(n_slots, cols)?;
         for (slots, y) in parts {
             let idx = self.put(slots)?;
@@ -530,9 +500,7 @@ impl Backend for Cuda {
     }
 
     fn sigmoid_gate(&self, x: &CudaTensor, g: &CudaTensor) -> Result<CudaTensor> {
-        if g.cols != 1 || g.rows != x.rows {
-            return Err(shape(Op::Moe, format!("gate [{}, {}] for [{}, {}]", g.rows, g.cols, x.rows, x.cols)));
-        }
+        check::gate(NAME, x.dims(), g.dims())?;
         let mut y = self.tensor(x.rows, x.cols)?;
         let [n, cols] = [u(x.n()), u(x.cols)];
         launch!(self, Op::Moe, "sigmoid_gate", x.n(); &x.buf.s, &g.buf.s, &mut y.buf.s, &n, &cols)?;
@@ -543,9 +511,10 @@ impl Backend for Cuda {
 impl Cuda {
     /// `add`, `mul` (same shapes) or `add_rows` (b one row).
     fn binary(&self, name: &str, a: &CudaTensor, b: &CudaTensor) -> Result<CudaTensor> {
-        let ok = if name == "add_rows" { b.n() == a.cols } else { (a.rows, a.cols) == (b.rows, b.cols) };
-        if !ok {
-            return Err(shape(Op::Elementwise, format!("[{}, {}] with [{}, {}]", a.rows, a.cols, b.rows, b.cols)));
+        if name == "add_rows" {
+            check::same(NAME, (1, a.cols), b.dims())?;
+        } else {
+            check::same(NAME, a.dims(), b.dims())?;
         }
         let mut y = self.tensor(a.rows, a.cols)?;
         let (n, cols) = (u(a.n()), u(a.cols));
@@ -568,9 +537,7 @@ impl Cuda {
     fn norm(&self, x: &CudaTensor, w: &CudaTensor, b: Option<&CudaTensor>, eps: f32) -> Result<CudaTensor> {
         let g = w.n();
         let op = if b.is_some() { Op::LayerNorm } else { Op::RmsNorm };
-        if g == 0 || !x.cols.is_multiple_of(g) {
-            return Err(shape(op, format!("rows of {} are not whole groups of {g}", x.cols)));
-        }
+        check::groups(NAME, op, x.cols, g)?;
         let mut y = self.tensor(x.rows, x.cols)?;
         let groups = x.n() / g;
         let (gs, gu) = (u(groups), u(g));

@@ -14,8 +14,8 @@ mod tests;
 
 use std::sync::{Arc, OnceLock};
 
-use super::host;
 use super::{AttnShape, Backend, BackendError, HeldWeight, HostWeight, Op, Result, RopeParams};
+use super::{check, host};
 use crate::DType;
 use crate::contract::schema::{Activation, RopeStyle};
 use crate::ops::kv_cache::ContextFull;
@@ -131,6 +131,10 @@ impl GpuTensor {
     fn n(&self) -> usize {
         self.rows * self.cols
     }
+
+    fn dims(&self) -> check::Dims {
+        (self.rows, self.cols)
+    }
 }
 
 /// A weight uploaded as the file stores it, in chunks of rows that fit one binding.
@@ -167,10 +171,6 @@ pub struct GpuCache {
     width: usize,
 }
 
-fn shape(op: Op, message: String) -> BackendError {
-    BackendError::Shape { backend: NAME, op, message }
-}
-
 fn u(v: usize) -> u32 {
     u32::try_from(v).expect("sizes that fit the device fit u32")
 }
@@ -186,9 +186,7 @@ impl Backend for Wgpu {
     }
 
     fn upload(&self, rows: usize, cols: usize, data: &[f32]) -> Result<GpuTensor> {
-        if rows * cols != data.len() {
-            return Err(shape(Op::Memory, format!("{} values for [{rows}, {cols}]", data.len())));
-        }
+        check::upload(NAME, rows, cols, data.len())?;
         Ok(GpuTensor { buf: self.dev.upload(bytemuck::cast_slice(data)), rows, cols })
     }
 
@@ -266,9 +264,7 @@ impl Backend for Wgpu {
                 detail: format!("`{}`: an embedding table must be stored row-major in one binding", m.name),
             });
         }
-        if let Some(&id) = ids.iter().find(|&&id| id as usize >= m.n_rows) {
-            return Err(shape(Op::GetRows, format!("id {id} of `{}` with {} rows", m.name, m.n_rows)));
-        }
+        check::row_ids(NAME, Op::GetRows, m.name, m.n_rows, ids)?;
         let y = self.tensor(ids.len(), m.n_cols);
         let idx = self.ids(ids);
         let params = [u(ids.len()), u(m.n_cols), 0, u(m.row_bytes), 0, 0, 0, m.scale.to_bits()];
@@ -278,14 +274,7 @@ impl Backend for Wgpu {
     }
 
     fn mat_mul(&self, m: &GpuMatrix<'_>, bias: Option<&GpuTensor>, x: &GpuTensor) -> Result<GpuTensor> {
-        if x.cols != m.n_in() {
-            return Err(shape(Op::MatMul, format!("`{}` takes {} inputs, got {}", m.name, m.n_in(), x.cols)));
-        }
-        if let Some(b) = bias
-            && b.n() != m.n_out()
-        {
-            return Err(shape(Op::MatMul, format!("bias of {} for `{}` with {} outputs", b.n(), m.name, m.n_out())));
-        }
+        check::mat_mul(NAME, m.name, m.n_in(), m.n_out(), bias.map(|b| b.n()), x.dims())?;
         let y = self.tensor(x.rows, m.n_out());
         for (buf, first, rows) in &m.chunks {
             let params = [
@@ -312,19 +301,12 @@ impl Backend for Wgpu {
     }
 
     fn layer_norm(&self, x: &GpuTensor, w: &GpuTensor, b: &GpuTensor, eps: f32) -> Result<GpuTensor> {
-        if b.n() != w.n() {
-            return Err(shape(Op::LayerNorm, format!("bias of {} for a gain of {}", b.n(), w.n())));
-        }
+        check::layer_norm(NAME, x.cols, w.n(), b.n())?;
         self.norm("layer_norm", x, w, Some(b), eps)
     }
 
     fn rope(&self, x: &mut GpuTensor, p: RopeParams, positions: &[u32]) -> Result<()> {
-        if p.head_dim == 0 || !x.cols.is_multiple_of(p.head_dim) || p.n_rot > p.head_dim || !p.n_rot.is_multiple_of(2) {
-            return Err(shape(Op::Rope, format!("{p:?} on rows of {}", x.cols)));
-        }
-        if positions.len() != x.rows || x.rows == 0 {
-            return Err(shape(Op::Rope, format!("{} positions for {} rows", positions.len(), x.rows)));
-        }
+        check::rope(NAME, x.dims(), p, positions)?;
         let half = p.n_rot / 2;
         if half == 0 {
             return Ok(());
@@ -349,18 +331,12 @@ impl Backend for Wgpu {
         v: &GpuTensor,
         soft_max: bool,
     ) -> Result<(GpuTensor, Option<GpuTensor>)> {
-        let ok = s.n_head_kv > 0
-            && s.n_head.is_multiple_of(s.n_head_kv)
-            && q.cols == s.n_head * s.head_dim
-            && k.cols == s.n_head_kv * s.head_dim
-            && k.cols == cache.width
-            && v.cols == k.cols
-            && q.rows == k.rows
-            && k.rows == v.rows;
-        if !ok {
-            return Err(shape(
+        check::attention(NAME, s, q.dims(), k.dims(), v.dims())?;
+        if k.cols != cache.width {
+            return Err(check::shape(
+                NAME,
                 Op::Attention,
-                format!("q [{}, {}], k [{}, {}] for {s:?}", q.rows, q.cols, k.rows, k.cols),
+                format!("k of width {} for a cache of {}", k.cols, cache.width),
             ));
         }
         let used = cache.len[layer];
@@ -399,9 +375,7 @@ impl Backend for Wgpu {
     }
 
     fn split_cols(&self, x: &GpuTensor, widths: &[usize]) -> Result<Vec<GpuTensor>> {
-        if widths.iter().sum::<usize>() != x.cols {
-            return Err(shape(Op::Elementwise, format!("split of {} columns into {widths:?}", x.cols)));
-        }
+        check::split(NAME, x.cols, widths)?;
         let mut at = 0;
         let mut parts = Vec::with_capacity(widths.len());
         for &w in widths {
@@ -424,9 +398,7 @@ impl Backend for Wgpu {
     }
 
     fn take_cols(&self, x: &GpuTensor, ids: &[u32], k: usize) -> Result<GpuTensor> {
-        if k == 0 || ids.len() != x.rows * k || ids.iter().any(|&c| c as usize >= x.cols) {
-            return Err(shape(Op::Moe, format!("{} column ids ({k} per row) for [{}, {}]", ids.len(), x.rows, x.cols)));
-        }
+        check::take_cols(NAME, x.dims(), ids, k)?;
         self.gather("take_cols", x, &self.ids(ids), &[u(x.rows), u(x.cols), u(k)], x.rows, k)
     }
 
@@ -435,16 +407,14 @@ impl Backend for Wgpu {
     }
 
     fn take_rows(&self, x: &GpuTensor, rows: &[u32]) -> Result<GpuTensor> {
-        if let Some(&r) = rows.iter().find(|&&r| r as usize >= x.rows) {
-            return Err(shape(Op::Moe, format!("row {r} of [{}, {}]", x.rows, x.cols)));
-        }
+        check::take_rows(NAME, x.dims(), rows)?;
         self.gather("take_rows", x, &self.ids(rows), &[u(rows.len()), u(x.cols)], rows.len(), x.cols)
     }
 
     fn moe_sum(&self, weights: &GpuTensor, parts: &[(&[u32], &GpuTensor)]) -> Result<GpuTensor> {
         let n_slots = weights.n();
         let shapes: Vec<(&[u32], usize, usize)> = parts.iter().map(|(s, y)| (*s, y.rows, y.cols)).collect();
-        let cols = host::check_slots(NAME, n_slots, &shapes)?;
+        let cols = check::slots(NAME, n_slots, &shapes)?;
         // Every expert's rows into their slots, then the weighted sum per token in slot order.
         let slotted = self.tensor(n_slots, cols);
         for (slots, y) in parts {
@@ -461,9 +431,7 @@ impl Backend for Wgpu {
     }
 
     fn sigmoid_gate(&self, x: &GpuTensor, g: &GpuTensor) -> Result<GpuTensor> {
-        if g.cols != 1 || g.rows != x.rows {
-            return Err(shape(Op::Moe, format!("gate [{}, {}] for [{}, {}]", g.rows, g.cols, x.rows, x.cols)));
-        }
+        check::gate(NAME, x.dims(), g.dims())?;
         let y = self.tensor(x.rows, x.cols);
         let bufs = [(1, &x.buf.buf), (2, &g.buf.buf), (3, &y.buf.buf)];
         self.dev.dispatch(&self.sources.elementwise, "sigmoid_gate", &[u(x.n()), u(x.cols)], &bufs, u(x.n()));
@@ -474,9 +442,10 @@ impl Backend for Wgpu {
 impl Wgpu {
     /// `entry` of elementwise.wgsl: `add`, `mul` (same shapes) or `add_rows` (b one row).
     fn binary(&self, entry: &str, a: &GpuTensor, b: &GpuTensor) -> Result<GpuTensor> {
-        let ok = if entry == "add_rows" { b.n() == a.cols } else { (a.rows, a.cols) == (b.rows, b.cols) };
-        if !ok {
-            return Err(shape(Op::Elementwise, format!("[{}, {}] with [{}, {}]", a.rows, a.cols, b.rows, b.cols)));
+        if entry == "add_rows" {
+            check::same(NAME, (1, a.cols), b.dims())?;
+        } else {
+            check::same(NAME, a.dims(), b.dims())?;
         }
         let y = self.tensor(a.rows, a.cols);
         let bufs = [(1, &a.buf.buf), (2, &b.buf.buf), (3, &y.buf.buf)];
@@ -509,9 +478,7 @@ impl Wgpu {
     fn norm(&self, entry: &str, x: &GpuTensor, w: &GpuTensor, b: Option<&GpuTensor>, eps: f32) -> Result<GpuTensor> {
         let g = w.n();
         let op = if b.is_some() { Op::LayerNorm } else { Op::RmsNorm };
-        if g == 0 || !x.cols.is_multiple_of(g) {
-            return Err(shape(op, format!("rows of {} are not whole groups of {g}", x.cols)));
-        }
+        check::groups(NAME, op, x.cols, g)?;
         let y = self.tensor(x.rows, x.cols);
         let groups = x.n() / g;
         let mut bufs = vec![(1, &x.buf.buf), (2, &w.buf.buf), (4, &y.buf.buf)];
