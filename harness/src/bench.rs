@@ -28,7 +28,6 @@ use crate::contracts;
 use crate::exit::Outcome;
 use crate::numeric::{self, Tokens};
 use crate::render::{bytes, table};
-use crate::verify::BackendChoice;
 
 pub const SCHEMA: &str = "assay.bench/1";
 
@@ -75,24 +74,15 @@ pub struct Bench {
 }
 
 pub fn run(args: &BenchArgs, out: &mut impl Write) -> Result<Outcome> {
-    let backend = match crate::verify::backends(std::slice::from_ref(&args.backend)) {
-        Ok(b) if b.len() == 1 => b[0],
-        Ok(_) => bail!("bench runs on one backend: reference, cpu, wgpu or cuda"),
-        Err(BackendChoice::Unavailable(message)) => {
-            eprintln!("error: {message}");
-            return Ok(Outcome::Unavailable);
-        }
-        Err(BackendChoice::Unknown(message)) => bail!(message),
+    let backend = match crate::verify::select_one(&args.backend, "bench")? {
+        Ok(b) => b,
+        Err(outcome) => return Ok(outcome),
     };
     let threads = args.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build()?;
-    let set = args.contracts.load()?;
-    let explicit = args.contract.as_deref().map(|c| contracts::resolve(c, &set)).transpose()?;
     let started = Instant::now();
-    let model = Model::open(&args.model)?;
-    let Some(contract) = explicit.as_ref().or_else(|| contracts::for_model(&set, &model)) else {
-        bail!("no contract claims {} architecture `{}`; pass --contract", model.format, model.architecture);
-    };
+    let (model, contract) = contracts::open_with_contract(&args.model, args.contract.as_deref(), &args.contracts)?;
+    let contract = &contract;
     let binding = bind(contract, &model);
     if let Some(v) = binding.violations.first() {
         bail!("{} violates contract `{}` ({v}); `harness verify` lists how", args.model.display(), contract.name());

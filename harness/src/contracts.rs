@@ -59,3 +59,23 @@ pub fn resolve(arg: &str, set: &[Contract]) -> Result<Contract> {
 pub fn for_model<'a>(set: &'a [Contract], model: &Model) -> Option<&'a Contract> {
     set.iter().find(|c| c.claims(model.format, &model.architecture))
 }
+
+/// Opens a model and finds its contract: `explicit` (a file or a name in the set) or the one that
+/// claims the model's architecture.
+pub fn open_with_contract(
+    path: &Path,
+    explicit: Option<&str>,
+    set: &crate::cli::ContractSet,
+) -> Result<(Model, Contract)> {
+    let set = set.load()?;
+    let explicit = explicit.map(|c| resolve(c, &set)).transpose()?;
+    let model = Model::open(path)?;
+    let contract = match explicit {
+        Some(c) => c,
+        None => match for_model(&set, &model) {
+            Some(c) => c.clone(),
+            None => bail!("no contract claims {} architecture `{}`; pass --contract", model.format, model.architecture),
+        },
+    };
+    Ok((model, contract))
+}

@@ -24,7 +24,6 @@ use serde::{Deserialize, Serialize};
 use crate::cli::MeasureArgs;
 use crate::contracts;
 use crate::exit::Outcome;
-use crate::verify::BackendChoice;
 
 const MIB: f64 = (1 << 20) as f64;
 
@@ -99,21 +98,12 @@ impl Measurement {
 }
 
 pub fn run(args: &MeasureArgs, out: &mut impl Write) -> Result<Outcome> {
-    let backend = match crate::verify::backends(std::slice::from_ref(&args.backend)) {
-        Ok(b) if b.len() == 1 => b[0],
-        Ok(_) => bail!("measure runs on one backend: pass reference or cpu"),
-        Err(BackendChoice::Unavailable(message)) => {
-            eprintln!("error: {message}");
-            return Ok(Outcome::Unavailable);
-        }
-        Err(BackendChoice::Unknown(message)) => bail!(message),
+    let backend = match crate::verify::select_one(&args.backend, "measure")? {
+        Ok(b) => b,
+        Err(outcome) => return Ok(outcome),
     };
-    let set = args.contracts.load()?;
-    let explicit = args.contract.as_deref().map(|c| contracts::resolve(c, &set)).transpose()?;
-    let model = Model::open(&args.model)?;
-    let Some(contract) = explicit.as_ref().or_else(|| contracts::for_model(&set, &model)) else {
-        bail!("no contract claims {} architecture `{}`; pass --contract", model.format, model.architecture);
-    };
+    let (model, contract) = contracts::open_with_contract(&args.model, args.contract.as_deref(), &args.contracts)?;
+    let contract = &contract;
     let binding = bind(contract, &model);
     let n_ctx = args.n_ctx.unwrap_or(args.tokens.len()).max(args.tokens.len());
     let m = match backend {

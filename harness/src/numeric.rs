@@ -115,10 +115,15 @@ pub struct BackendRun {
 impl BackendRun {
     fn new(backend: &'static str, binding: &Binding, contract: &Contract) -> Self {
         let weight_dtype = binding.weight_dtype();
+        Self::empty(backend, weight_dtype, weight_dtype.and_then(|d| contract.tolerance(backend, d)))
+    }
+
+    /// A run with nothing judged yet (failing until judged).
+    fn empty(backend: &'static str, weight_dtype: Option<DType>, tolerance: Option<Tolerance>) -> Self {
         Self {
             backend,
             weight_dtype,
-            tolerance: weight_dtype.and_then(|d| contract.tolerance(backend, d)),
+            tolerance,
             status: RunStatus::Fail,
             error: None,
             stages: Vec::new(),
@@ -659,27 +664,8 @@ mod tests {
     use super::*;
 
     fn run_with(output: Vec<f32>, nmse: f64) -> BackendRun {
-        BackendRun {
-            tolerance: Some(Tolerance { nmse, logits_kl: 1.0, llamacpp_kl: None, route_margin: None }),
-            output,
-            ..BackendRun {
-                backend: "cpu",
-                weight_dtype: None,
-                tolerance: None,
-                status: RunStatus::Pass,
-                error: None,
-                stages: Vec::new(),
-                kv_stages: Vec::new(),
-                first_non_finite: None,
-                first_divergence: None,
-                logits: Vec::new(),
-                routing: None,
-                memory: None,
-                invariants: Vec::new(),
-                output: Vec::new(),
-                trace: Capture::default(),
-            }
-        }
+        let tolerance = Tolerance { nmse, logits_kl: 1.0, llamacpp_kl: None, route_margin: None };
+        BackendRun { output, status: RunStatus::Pass, ..BackendRun::empty("cpu", None, Some(tolerance)) }
     }
 
     #[test]

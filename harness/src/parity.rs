@@ -16,7 +16,7 @@ use crate::exit::Outcome;
 use crate::golden::Manifest;
 use crate::numeric::{self, BackendRun, RunStatus, forward_order};
 use crate::render::table;
-use crate::verify::{self, BackendChoice};
+use crate::verify;
 
 /// Two backends' traces, stage by stage.
 #[derive(Debug, Serialize)]
@@ -54,14 +54,10 @@ impl ModelParity {
 }
 
 pub fn run(args: &ParityArgs, out: &mut impl Write) -> Result<Outcome> {
-    let backends = match verify::backends(&args.backends) {
+    let backends = match verify::select_backends(&args.backends)? {
         Ok(b) if b.len() >= 2 => b,
         Ok(b) => bail!("parity compares two or more backends; available here: {}", b.join(", ")),
-        Err(BackendChoice::Unavailable(message)) => {
-            eprintln!("error: {message}");
-            return Ok(Outcome::Unavailable);
-        }
-        Err(BackendChoice::Unknown(message)) => bail!(message),
+        Err(outcome) => return Ok(outcome),
     };
     let set = args.contracts.load()?;
     let explicit = args.contract.as_deref().map(|c| contracts::resolve(c, &set)).transpose()?;

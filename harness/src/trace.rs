@@ -16,27 +16,17 @@ use crate::atomic::write_atomic;
 use crate::cli::TraceArgs;
 use crate::contracts;
 use crate::exit::Outcome;
-use crate::verify::BackendChoice;
 
 pub fn run(args: &TraceArgs, out: &mut impl Write) -> Result<Outcome> {
-    let backend = match crate::verify::backends(std::slice::from_ref(&args.backend)) {
-        Ok(b) if b.len() == 1 => b[0],
-        Ok(_) => bail!("trace runs on one backend: pass reference or cpu"),
-        Err(BackendChoice::Unavailable(message)) => {
-            eprintln!("error: {message}");
-            return Ok(Outcome::Unavailable);
-        }
-        Err(BackendChoice::Unknown(message)) => bail!(message),
+    let backend = match crate::verify::select_one(&args.backend, "trace")? {
+        Ok(b) => b,
+        Err(outcome) => return Ok(outcome),
     };
     if args.out.exists() && !args.force {
         bail!("{} exists; pass --force to overwrite it", args.out.display());
     }
-    let set = args.contracts.load()?;
-    let explicit = args.contract.as_deref().map(|c| contracts::resolve(c, &set)).transpose()?;
-    let model = Model::open(&args.model)?;
-    let Some(contract) = explicit.as_ref().or_else(|| contracts::for_model(&set, &model)) else {
-        bail!("no contract claims {} architecture `{}`; pass --contract", model.format, model.architecture);
-    };
+    let (model, contract) = contracts::open_with_contract(&args.model, args.contract.as_deref(), &args.contracts)?;
+    let contract = &contract;
     let capture = match backend {
         "reference" => capture(Reference, contract, &model, &args.tokens)?,
         "cpu" => capture(Cpu, contract, &model, &args.tokens)?,

@@ -104,13 +104,9 @@ pub fn run(args: &VerifyArgs, out: &mut impl Write) -> Result<Outcome> {
     let explicit = args.contract.as_deref().map(|c| contracts::resolve(c, &set)).transpose()?;
     let backends = match args.level {
         Level::Static => Vec::new(),
-        Level::Numeric => match backends(&args.backend) {
+        Level::Numeric => match select_backends(&args.backend)? {
             Ok(b) => b,
-            Err(BackendChoice::Unavailable(message)) => {
-                eprintln!("error: {message}");
-                return Ok(Outcome::Unavailable);
-            }
-            Err(BackendChoice::Unknown(message)) => bail!(message),
+            Err(outcome) => return Ok(outcome),
         },
     };
     let models = if args.model.is_empty() { discover(&args.golden)? } else { args.model.clone() };
@@ -194,7 +190,29 @@ pub fn run(args: &VerifyArgs, out: &mut impl Write) -> Result<Outcome> {
     Ok(outcome)
 }
 
-pub(crate) enum BackendChoice {
+/// The requested backends, or the outcome to exit with when one of them cannot run here (said
+/// on stderr); an unknown name is an error (exit 2).
+pub(crate) fn select_backends(requested: &[String]) -> Result<std::result::Result<Vec<&'static str>, Outcome>> {
+    match backends(requested) {
+        Ok(b) => Ok(Ok(b)),
+        Err(BackendChoice::Unavailable(message)) => {
+            eprintln!("error: {message}");
+            Ok(Err(Outcome::Unavailable))
+        }
+        Err(BackendChoice::Unknown(message)) => bail!(message),
+    }
+}
+
+/// [`select_backends`] for a command that runs on exactly one backend.
+pub(crate) fn select_one(name: &str, command: &str) -> Result<std::result::Result<&'static str, Outcome>> {
+    Ok(match select_backends(std::slice::from_ref(&name.to_owned()))? {
+        Ok(b) if b.len() == 1 => Ok(b[0]),
+        Ok(_) => bail!("{command} runs on one backend: {}", RUNNABLE.join(", ")),
+        Err(outcome) => Err(outcome),
+    })
+}
+
+enum BackendChoice {
     /// Known, but not runnable here (exit 3).
     Unavailable(String),
     /// Not a backend at all (exit 2).
@@ -202,7 +220,7 @@ pub(crate) enum BackendChoice {
 }
 
 /// The requested backends, in a fixed order, without repeats.
-pub(crate) fn backends(requested: &[String]) -> Result<Vec<&'static str>, BackendChoice> {
+fn backends(requested: &[String]) -> Result<Vec<&'static str>, BackendChoice> {
     let mut out: Vec<&'static str> = Vec::new();
     for r in requested {
         let r = r.trim();
