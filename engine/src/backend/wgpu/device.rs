@@ -11,6 +11,13 @@ pub const WORKGROUP: u32 = 64;
 /// Workgroups along x per dispatch; larger dispatches go on along y.
 const MAX_GROUPS_X: u32 = 65535;
 
+/// A WGSL module: its name (which, with an entry point, keys the pipeline cache) and source.
+#[derive(Clone, Copy, Debug)]
+pub struct Kernel {
+    pub name: &'static str,
+    pub source: &'static str,
+}
+
 /// Device memory in use and at its peak, from the backend's own allocations.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct DeviceMemory {
@@ -42,7 +49,7 @@ pub struct Device {
     /// Largest storage buffer one binding may see (128 MiB on llvmpipe).
     pub max_binding: u64,
     memory: Arc<Mutex<DeviceMemory>>,
-    pipelines: Mutex<HashMap<String, Arc<wgpu::ComputePipeline>>>,
+    pipelines: Mutex<HashMap<(&'static str, &'static str), Arc<wgpu::ComputePipeline>>>,
 }
 
 impl Device {
@@ -159,10 +166,17 @@ impl Device {
         self.queue.submit([enc.finish()]);
     }
 
-    /// Runs entry point `entry` of `source` over `n` invocations (linear index from the
+    /// Runs entry point `entry` of `kernel` over `n` invocations (linear index from the
     /// prelude's `linear_id`). Binding 0 is `params`; `buffers` are (binding, buffer).
-    pub fn dispatch(&self, source: &str, entry: &str, params: &[u32], buffers: &[(u32, &wgpu::Buffer)], n: u32) {
-        let pipeline = self.pipeline(source, entry);
+    pub fn dispatch(
+        &self,
+        kernel: Kernel,
+        entry: &'static str,
+        params: &[u32],
+        buffers: &[(u32, &wgpu::Buffer)],
+        n: u32,
+    ) {
+        let pipeline = self.pipeline(kernel, entry);
         let params = self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
             label: Some("params"),
             contents: bytemuck::cast_slice(if params.is_empty() { &[0u32] } else { params }),
@@ -189,15 +203,15 @@ impl Device {
         self.queue.submit([enc.finish()]);
     }
 
-    fn pipeline(&self, source: &str, entry: &str) -> Arc<wgpu::ComputePipeline> {
-        let key = format!("{entry}\u{0}{source}");
+    fn pipeline(&self, kernel: Kernel, entry: &'static str) -> Arc<wgpu::ComputePipeline> {
+        let key = (kernel.name, entry);
         let mut cache = self.pipelines.lock().expect("pipeline cache lock");
         if let Some(p) = cache.get(&key) {
             return Arc::clone(p);
         }
         let module = self.device.create_shader_module(wgpu::ShaderModuleDescriptor {
-            label: Some(entry),
-            source: wgpu::ShaderSource::Wgsl(source.into()),
+            label: Some(kernel.name),
+            source: wgpu::ShaderSource::Wgsl(kernel.source.into()),
         });
         let p = Arc::new(self.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
             label: Some(entry),

@@ -12,6 +12,7 @@ mod device;
 #[cfg(test)]
 mod tests;
 
+use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 
 use super::{AttnShape, Backend, BackendError, HeldWeight, HostWeight, Op, Result, RopeParams};
@@ -19,6 +20,7 @@ use super::{check, host};
 use crate::DType;
 use crate::contract::schema::{Activation, RopeStyle};
 use crate::ops::kv_cache::ContextFull;
+use device::Kernel;
 use device::Tracked;
 pub use device::{Device, DeviceMemory};
 
@@ -44,17 +46,48 @@ fn shared() -> &'static std::result::Result<Arc<Device>, String> {
 #[derive(Clone)]
 pub struct Wgpu {
     dev: Arc<Device>,
-    sources: Arc<Sources>,
+    kernels: &'static Kernels,
 }
 
-/// Kernel sources with the prelude (and, for weight kernels, the dtype's accessor) prepended.
-struct Sources {
-    elementwise: String,
-    unary: String,
-    norm: String,
-    rope: String,
-    attention: String,
-    gather: String,
+/// Every WGSL module with the prelude (and, for weight kernels, the dtype's accessor) spliced
+/// in, built once per process.
+struct Kernels {
+    elementwise: Kernel,
+    unary: Kernel,
+    norm: Kernel,
+    rope: Kernel,
+    attention: Kernel,
+    gather: Kernel,
+    matmul: HashMap<DType, Kernel>,
+}
+
+fn kernels() -> &'static Kernels {
+    static KERNELS: OnceLock<Kernels> = OnceLock::new();
+    KERNELS.get_or_init(|| {
+        // Process-lifetime sources: leaked once, like any lazily built static.
+        let leak = |s: String| -> &'static str { Box::leak(s.into_boxed_str()) };
+        let with = |name, s: &str| Kernel { name, source: leak(format!("{PRELUDE}\n{s}")) };
+        let matmul = DType::ALL
+            .iter()
+            .filter_map(|&d| {
+                let f = weight_fn(d)?;
+                let name = leak(format!("matmul_{f}"));
+                Some((
+                    d,
+                    Kernel { name, source: leak(format!("{PRELUDE}\n{WEIGHTS}\n{}", MATMUL.replace("WEIGHT", f))) },
+                ))
+            })
+            .collect();
+        Kernels {
+            elementwise: with("elementwise", ELEMENTWISE),
+            unary: with("unary", UNARY),
+            norm: with("norm", NORM),
+            rope: with("rope", ROPE),
+            attention: with("attention", ATTENTION),
+            gather: with("gather", GATHER),
+            matmul,
+        }
+    })
 }
 
 impl Wgpu {
@@ -62,16 +95,7 @@ impl Wgpu {
     /// the backend unavailable).
     pub fn new() -> std::result::Result<Self, String> {
         let dev = Arc::clone(shared().as_ref().map_err(Clone::clone)?);
-        let with = |s: &str| format!("{PRELUDE}\n{s}");
-        let sources = Sources {
-            elementwise: with(ELEMENTWISE),
-            unary: with(UNARY),
-            norm: with(NORM),
-            rope: with(ROPE),
-            attention: with(ATTENTION),
-            gather: with(GATHER),
-        };
-        Ok(Self { dev, sources: Arc::new(sources) })
+        Ok(Self { dev, kernels: kernels() })
     }
 
     /// The adapter in use.
@@ -115,11 +139,6 @@ fn weight_fn(dtype: DType) -> Option<&'static str> {
     })
 }
 
-fn matmul_source(dtype: DType) -> String {
-    let f = weight_fn(dtype).expect("loaded matrices have kernels");
-    format!("{PRELUDE}\n{WEIGHTS}\n{}", MATMUL.replace("WEIGHT", f))
-}
-
 /// Activations on the device, `[rows, cols]` f32.
 pub struct GpuTensor {
     buf: Tracked,
@@ -149,7 +168,7 @@ pub struct GpuMatrix<'m> {
     scale: f32,
     /// (buffer, first row, rows).
     chunks: Vec<(Tracked, usize, usize)>,
-    source: String,
+    kernel: Kernel,
 }
 
 impl GpuMatrix<'_> {
@@ -232,7 +251,7 @@ impl Backend for Wgpu {
             transposed: w.transposed,
             scale: r.scale().unwrap_or(0.0),
             chunks,
-            source: matmul_source(r.dtype),
+            kernel: self.kernels.matmul[&r.dtype],
         })
     }
 
@@ -269,7 +288,7 @@ impl Backend for Wgpu {
         let idx = self.ids(ids);
         let params = [u(ids.len()), u(m.n_cols), 0, u(m.row_bytes), 0, 0, 0, m.scale.to_bits()];
         let bufs = [(1, &m.chunks[0].0.buf), (2, &idx.buf), (3, &y.buf.buf)];
-        self.dev.dispatch(&m.source, "get_rows", &params, &bufs, u(y.n()));
+        self.dev.dispatch(m.kernel, "get_rows", &params, &bufs, u(y.n()));
         Ok(y)
     }
 
@@ -288,7 +307,7 @@ impl Backend for Wgpu {
                 m.scale.to_bits(),
             ];
             let n = x.rows * if m.transposed { m.n_out() } else { *rows };
-            self.dev.dispatch(&m.source, "matmul", &params, &[(1, &buf.buf), (2, &x.buf.buf), (3, &y.buf.buf)], u(n));
+            self.dev.dispatch(m.kernel, "matmul", &params, &[(1, &buf.buf), (2, &x.buf.buf), (3, &y.buf.buf)], u(n));
         }
         match bias {
             Some(b) => self.binary("add_rows", &y, b),
@@ -317,7 +336,7 @@ impl Backend for Wgpu {
         let heads = x.cols / p.head_dim;
         let n = x.rows * heads * half;
         let params = [u(n), u(x.cols), u(p.head_dim), u(p.n_rot), u32::from(p.style == RopeStyle::Neox)];
-        self.dev.dispatch(&self.sources.rope, "rope", &params, &[(1, &x.buf.buf), (2, &cs.buf)], u(n));
+        self.dev.dispatch(self.kernels.rope, "rope", &params, &[(1, &x.buf.buf), (2, &cs.buf)], u(n));
         Ok(())
     }
 
@@ -353,7 +372,7 @@ impl Backend for Wgpu {
         let params = [u(q.rows), u(s.n_head), u(s.n_head_kv), u(s.head_dim), u(n_kv), scale.to_bits()];
         let bufs =
             [(1, &q.buf.buf), (2, &cache.k[layer].buf), (3, &cache.v[layer].buf), (4, &out.buf.buf), (5, &sm.buf.buf)];
-        self.dev.dispatch(&self.sources.attention, "attention", &params, &bufs, u(q.rows * s.n_head));
+        self.dev.dispatch(self.kernels.attention, "attention", &params, &bufs, u(q.rows * s.n_head));
         Ok((out, soft_max.then_some(sm)))
     }
 
@@ -421,12 +440,12 @@ impl Backend for Wgpu {
             let idx = self.ids(slots);
             let n = y.n();
             let bufs = [(1, &y.buf.buf), (2, &idx.buf), (3, &slotted.buf.buf)];
-            self.dev.dispatch(&self.sources.gather, "put_rows", &[u(y.rows), u(cols)], &bufs, u(n));
+            self.dev.dispatch(self.kernels.gather, "put_rows", &[u(y.rows), u(cols)], &bufs, u(n));
         }
         let out = self.tensor(weights.rows, cols);
         let params = [u(weights.rows), u(cols), u(weights.cols)];
         let bufs = [(1, &slotted.buf.buf), (2, &weights.buf.buf), (3, &out.buf.buf)];
-        self.dev.dispatch(&self.sources.gather, "moe_sum", &params, &bufs, u(out.n()));
+        self.dev.dispatch(self.kernels.gather, "moe_sum", &params, &bufs, u(out.n()));
         Ok(out)
     }
 
@@ -434,14 +453,14 @@ impl Backend for Wgpu {
         check::gate(NAME, x.dims(), g.dims())?;
         let y = self.tensor(x.rows, x.cols);
         let bufs = [(1, &x.buf.buf), (2, &g.buf.buf), (3, &y.buf.buf)];
-        self.dev.dispatch(&self.sources.elementwise, "sigmoid_gate", &[u(x.n()), u(x.cols)], &bufs, u(x.n()));
+        self.dev.dispatch(self.kernels.elementwise, "sigmoid_gate", &[u(x.n()), u(x.cols)], &bufs, u(x.n()));
         Ok(y)
     }
 }
 
 impl Wgpu {
     /// `entry` of elementwise.wgsl: `add`, `mul` (same shapes) or `add_rows` (b one row).
-    fn binary(&self, entry: &str, a: &GpuTensor, b: &GpuTensor) -> Result<GpuTensor> {
+    fn binary(&self, entry: &'static str, a: &GpuTensor, b: &GpuTensor) -> Result<GpuTensor> {
         if entry == "add_rows" {
             check::same(NAME, (1, a.cols), b.dims())?;
         } else {
@@ -449,20 +468,28 @@ impl Wgpu {
         }
         let y = self.tensor(a.rows, a.cols);
         let bufs = [(1, &a.buf.buf), (2, &b.buf.buf), (3, &y.buf.buf)];
-        self.dev.dispatch(&self.sources.elementwise, entry, &[u(a.n()), u(a.cols)], &bufs, u(a.n()));
+        self.dev.dispatch(self.kernels.elementwise, entry, &[u(a.n()), u(a.cols)], &bufs, u(a.n()));
         Ok(y)
     }
 
     /// `entry` of unary.wgsl into a new `[rows, cols]` tensor over `n` invocations.
-    fn unary(&self, entry: &str, x: &GpuTensor, params: &[u32], rows: usize, cols: usize, n: u32) -> Result<GpuTensor> {
+    fn unary(
+        &self,
+        entry: &'static str,
+        x: &GpuTensor,
+        params: &[u32],
+        rows: usize,
+        cols: usize,
+        n: u32,
+    ) -> Result<GpuTensor> {
         let y = self.tensor(rows, cols);
-        self.dev.dispatch(&self.sources.unary, entry, params, &[(1, &x.buf.buf), (2, &y.buf.buf)], n);
+        self.dev.dispatch(self.kernels.unary, entry, params, &[(1, &x.buf.buf), (2, &y.buf.buf)], n);
         Ok(y)
     }
 
     fn gather(
         &self,
-        entry: &str,
+        entry: &'static str,
         x: &GpuTensor,
         idx: &Tracked,
         params: &[u32],
@@ -471,11 +498,18 @@ impl Wgpu {
     ) -> Result<GpuTensor> {
         let y = self.tensor(rows, cols);
         let bufs = [(1, &x.buf.buf), (2, &idx.buf), (3, &y.buf.buf)];
-        self.dev.dispatch(&self.sources.gather, entry, params, &bufs, u(y.n()));
+        self.dev.dispatch(self.kernels.gather, entry, params, &bufs, u(y.n()));
         Ok(y)
     }
 
-    fn norm(&self, entry: &str, x: &GpuTensor, w: &GpuTensor, b: Option<&GpuTensor>, eps: f32) -> Result<GpuTensor> {
+    fn norm(
+        &self,
+        entry: &'static str,
+        x: &GpuTensor,
+        w: &GpuTensor,
+        b: Option<&GpuTensor>,
+        eps: f32,
+    ) -> Result<GpuTensor> {
         let g = w.n();
         let op = if b.is_some() { Op::LayerNorm } else { Op::RmsNorm };
         check::groups(NAME, op, x.cols, g)?;
@@ -485,7 +519,7 @@ impl Wgpu {
         if let Some(b) = b {
             bufs.push((3, &b.buf.buf));
         }
-        self.dev.dispatch(&self.sources.norm, entry, &[u(groups), u(g), eps.to_bits()], &bufs, u(groups));
+        self.dev.dispatch(self.kernels.norm, entry, &[u(groups), u(g), eps.to_bits()], &bufs, u(groups));
         Ok(y)
     }
 }
