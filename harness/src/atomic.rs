@@ -17,6 +17,16 @@ pub fn write_atomic(path: &Path, bytes: &[u8], force: bool) -> Result<()> {
     tmp.write_all(bytes)
         .and_then(|()| tmp.as_file().sync_all())
         .with_context(|| format!("cannot write {}", path.display()))?;
+    persist(tmp, path)
+}
+
+/// Moves a finished temporary file onto `path`, readable by others as any written file is
+/// (temporary files are created owner-only).
+pub fn persist(tmp: tempfile::NamedTempFile, path: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    tmp.as_file()
+        .set_permissions(std::fs::Permissions::from_mode(0o644))
+        .with_context(|| format!("cannot set the permissions of {}", path.display()))?;
     tmp.persist(path).with_context(|| format!("cannot move the finished file to {}", path.display()))?;
     Ok(())
 }
@@ -35,8 +45,16 @@ mod tests {
         assert_eq!(std::fs::read(&path).unwrap(), b"one");
         write_atomic(&path, b"two", true).unwrap();
         assert_eq!(std::fs::read(&path).unwrap(), b"two");
-        // Nothing but the target is left behind.
+        // Nothing but the target is left behind, readable as any written file.
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(
+            dir.path().join(std::fs::read_dir(dir.path()).unwrap().next().unwrap().unwrap().file_name()),
+        )
+        .unwrap()
+        .permissions()
+        .mode();
+        assert_eq!(mode & 0o777, 0o644);
     }
 
     #[test]

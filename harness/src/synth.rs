@@ -4,7 +4,6 @@
 //! generated, quantized and written one row at a time, so the model is never held in memory.
 
 use std::collections::BTreeMap;
-use std::fs::File;
 use std::io::{BufWriter, Write};
 
 use anyhow::{Context, Result, bail};
@@ -289,7 +288,7 @@ pub fn write(contract: &Contract, preset: &Preset, quant: &str, seed: u64, path:
     let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
     let tmp =
         tempfile::NamedTempFile::new_in(dir).with_context(|| format!("cannot create a file in {}", dir.display()))?;
-    let mut f = BufWriter::new(File::create(tmp.path())?);
+    let mut f = BufWriter::new(tmp.reopen()?);
     let header = w.write_header(&mut f)?;
     let align = w.alignment();
     let mut written = 0u64;
@@ -317,7 +316,7 @@ pub fn write(contract: &Contract, preset: &Preset, quant: &str, seed: u64, path:
     }
     f.flush()?;
     drop(f);
-    tmp.persist(path).with_context(|| format!("cannot move the finished file to {}", path.display()))?;
+    crate::atomic::persist(tmp, path)?;
     Ok(header + written)
 }
 
